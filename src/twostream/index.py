@@ -1,0 +1,47 @@
+"""The video index: one table for every dataset (synthetic, UCF101, HMDB51, folder).
+
+Columns (``INDEX_COLUMNS``):
+    video_id    class folder / file stem, e.g. ``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01``
+    path        path of the encoded video (absolute, or relative to the dataset root)
+    label       0-based class index
+    class_name  class name as in the dataset
+    split       ``train`` or ``test``
+Shards are assigned round-robin over the index sorted by video_id, so every shard
+holds a similar mix of classes and sizes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InputError
+
+INDEX_COLUMNS = ["video_id", "path", "label", "class_name", "split"]
+
+
+def shard_names(n_shards: int) -> list[str]:
+    return [f"shard-{i:03d}" for i in range(int(n_shards))]
+
+
+def assign_shards(index: pd.DataFrame, n_shards: int) -> pd.Series:
+    """Shard name of each row (round-robin over video_id order)."""
+    order = index["video_id"].rank(method="first").astype(int) - 1
+    names = shard_names(n_shards)
+    return order.map(lambda i: names[i % n_shards])
+
+
+def read_index(path: str | Path) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype={"video_id": str, "path": str, "class_name": str, "split": str})
+    missing = [c for c in INDEX_COLUMNS if c not in df]
+    if missing:
+        raise InputError(f"{path}: index lacks column(s) {', '.join(missing)}")
+    return df
+
+
+def write_index(df: pd.DataFrame, path: str | Path) -> None:
+    from .store import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)

@@ -1,0 +1,273 @@
+"""HDF5 layouts shared by every stage: atomic writers, provenance, readers.
+
+Frames shard (``results/frames/{shard}.h5``), ``layout_version`` 1::
+
+    /videos   compound table, one row per video (see VIDEO_DTYPE):
+              video_id, label, class_name, split, n_frames, fps, height, width, offset
+    /frames   (N, H, W, 3) uint8 RGB, one frame per chunk, lzf     (codec "raw")
+    /jpeg     (N,) variable-length uint8, one JPEG per frame       (codec "jpeg")
+    attrs:    layout_version, kind="frames", codec, params (JSON), versions (JSON)
+
+Frames of video ``v`` are rows ``offset[v] : offset[v] + n_frames[v]``.
+
+Flow shard (``results/flow/{shard}.h5``)::
+
+    /videos   same table; n_frames holds the number of flow fields (n - 1),
+              offset indexes /flow
+    /flow     (M, H, W, 2) uint8 (x, y) quantized, 128 = zero motion,
+              or float16 in pixels/frame; one pair per chunk, lzf
+    attrs:    layout_version, kind="flow", backend, storage, bound, quantization,
+              params (JSON), versions (JSON)
+
+Flow field ``t`` of a video is the motion from frame ``t`` to frame ``t + 1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+import pandas as pd
+
+LAYOUT_VERSION = 1
+
+VIDEO_DTYPE = np.dtype(
+    [
+        ("video_id", h5py.string_dtype()),
+        ("label", np.int32),
+        ("class_name", h5py.string_dtype()),
+        ("split", h5py.string_dtype()),
+        ("n_frames", np.int32),
+        ("fps", np.float32),
+        ("height", np.int32),
+        ("width", np.int32),
+        ("offset", np.int64),
+    ]
+)
+
+
+from .errors import InputError
+
+
+class StoreError(InputError):
+    """A shard is missing, malformed or inconsistent; the message names the file."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape the stored numbers."""
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("twostream", "numpy", "h5py", "opencv-contrib-python-headless", "torch"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_provenance(f: h5py.File, kind: str, params: dict[str, Any], **extra: Any) -> None:
+    """Attach the provenance attributes every file of this project carries."""
+    f.attrs["layout_version"] = LAYOUT_VERSION
+    f.attrs["kind"] = kind
+    f.attrs["params"] = json.dumps(params, sort_keys=True, default=str)
+    f.attrs["versions"] = json.dumps(versions(), sort_keys=True)
+    for k, v in extra.items():
+        f.attrs[k] = v
+
+
+def read_params(f: h5py.File) -> dict[str, Any]:
+    return json.loads(f.attrs.get("params", "{}"))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto ``path`` only on success.
+
+    A crash or exception never leaves a half-written output under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """Open a new HDF5 file for writing under a temporary name, rename on success."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            yield f
+
+
+def video_table_to_array(videos: pd.DataFrame) -> np.ndarray:
+    arr = np.zeros(len(videos), dtype=VIDEO_DTYPE)
+    for name in VIDEO_DTYPE.names:
+        if name not in videos:
+            raise StoreError(f"video table lacks column {name!r}")
+        col = videos[name].to_numpy()
+        arr[name] = col.astype(object) if VIDEO_DTYPE[name].kind == "O" else col
+    return arr
+
+
+def array_to_video_table(arr: np.ndarray) -> pd.DataFrame:
+    df = pd.DataFrame({name: arr[name] for name in arr.dtype.names})
+    for name in arr.dtype.names:
+        if df[name].dtype == object:
+            df[name] = [v.decode() if isinstance(v, bytes) else v for v in df[name]]
+    return df
+
+
+def _open(path: str | os.PathLike, kind: str) -> h5py.File:
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such {kind} shard")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise StoreError(f"{path}: not a readable HDF5 file ({e})") from None
+    if "videos" not in f:
+        f.close()
+        raise StoreError(f"{path}: missing dataset /videos (not a {kind} shard)")
+    got = f.attrs.get("kind", kind)
+    if got != kind:
+        f.close()
+        raise StoreError(f"{path}: is a {got!r} shard, expected {kind!r}")
+    return f
+
+
+@dataclass
+class _Shard:
+    """Lazy reader: the HDF5 file is opened on first use in each process.
+
+    Safe to pickle into DataLoader workers (the handle is not pickled).
+    """
+
+    path: str
+    kind: str = "frames"
+
+    def __post_init__(self) -> None:
+        self.path = str(self.path)
+        self._f: h5py.File | None = None
+        self._pid: int | None = None
+        with _open(self.path, self.kind) as f:
+            self.videos = array_to_video_table(f["videos"][()])
+            self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        self._row = {vid: i for i, vid in enumerate(self.videos["video_id"])}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_f"] = None
+        state["_pid"] = None
+        return state
+
+    @property
+    def file(self) -> h5py.File:
+        if self._f is None or self._pid != os.getpid():
+            self._f = _open(self.path, self.kind)
+            self._pid = os.getpid()
+        return self._f
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def video(self, video_id: str) -> pd.Series:
+        try:
+            return self.videos.iloc[self._row[video_id]]
+        except KeyError:
+            raise StoreError(f"{self.path}: no video {video_id!r}") from None
+
+    def _rows(self, video_id: str, indices) -> np.ndarray:
+        v = self.video(video_id)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= v.n_frames):
+            raise StoreError(
+                f"{self.path}: {self.kind} index out of range for {video_id!r} "
+                f"(has {v.n_frames}, asked {idx.min()}..{idx.max()})"
+            )
+        return idx + int(v.offset)
+
+
+class FrameShard(_Shard):
+    """Reads RGB frames (uint8, (k, H, W, 3)) of one video by frame index."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(str(path), "frames")
+
+    @property
+    def codec(self) -> str:
+        return str(self.attrs.get("codec", "raw"))
+
+    def read(self, video_id: str, indices) -> np.ndarray:
+        rows = self._rows(video_id, indices)
+        if self.codec == "jpeg":
+            import cv2
+
+            ds = self.file["jpeg"]
+            out = []
+            for r in rows:
+                img = cv2.imdecode(np.asarray(ds[r], dtype=np.uint8), cv2.IMREAD_COLOR)
+                if img is None:
+                    raise StoreError(f"{self.path}: frame {r} is not a decodable JPEG")
+                out.append(img[..., ::-1])
+            return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+        ds = self.file["frames"]
+        return _read_rows(ds, rows)
+
+
+def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """Read arbitrary rows (in any order, with repeats) from a chunked dataset."""
+    if rows.size == 0:
+        return np.zeros((0,) + ds.shape[1:], ds.dtype)
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    if uniq.size > 1 and np.all(np.diff(uniq) == 1):
+        block = ds[int(uniq[0]) : int(uniq[-1]) + 1]
+    else:
+        block = np.stack([ds[int(r)] for r in uniq])
+    return block[inverse]
+
+
+def dequantize_flow(q: np.ndarray, bound: float) -> np.ndarray:
+    """uint8 (128 = 0) back to pixels/frame in [-bound, bound]."""
+    return (q.astype(np.float32) - 128.0) * (bound / 127.0)
+
+
+def quantize_flow(flow: np.ndarray, bound: float) -> np.ndarray:
+    """Clip to ±bound and map linearly with rounding to uint8: -bound → 1, 0 → 128, +bound → 255."""
+    f = np.clip(np.asarray(flow, dtype=np.float32), -bound, bound)
+    return np.rint(f * (127.0 / bound) + 128.0).astype(np.uint8)
+
+
+class FlowShard(_Shard):
+    """Reads flow fields (float32 pixels/frame, (k, H, W, 2)) of one video by index."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(str(path), "flow")
+
+    @property
+    def bound(self) -> float:
+        return float(self.attrs.get("bound", 20.0))
+
+    def read(self, video_id: str, indices) -> np.ndarray:
+        rows = self._rows(video_id, indices)
+        raw = _read_rows(self.file["flow"], rows)
+        if raw.dtype == np.uint8:
+            return dequantize_flow(raw, self.bound)
+        return raw.astype(np.float32)
+
+    def read_raw(self, video_id: str, indices) -> np.ndarray:
+        """Stored values (uint8 quantized or float16), without conversion."""
+        return _read_rows(self.file["flow"], self._rows(video_id, indices))

@@ -1,0 +1,64 @@
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# Rules call the `twostream` CLI of the environment that runs Snakemake.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+# HDF5 file locking fails on many network file systems (NFS, Lustre): our
+# writers never share a file, so locking is not needed.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
+SRC = Path(workflow.basedir).parent / "src" / "twostream"
+
+# Source files each stage runs: editing them reruns that stage (and what depends on it).
+STAGE_CODE = {
+    "synthesize": ["datasets/synthetic.py", "datasets/__init__.py", "video.py"],
+    "index": ["datasets"],
+    "decode": ["decode.py", "video.py", "store.py"],
+    "flow": ["flow", "store.py"],
+    "train": ["train.py", "data.py", "models", "store.py"],
+    "evaluate": ["evaluate.py", "data.py", "models", "store.py"],
+    "fusion": ["fusion_train.py", "train.py", "data.py", "models", "store.py"],
+    "ablation": ["ablation.py"],
+    "visualize": ["visualize", "models"],
+    "plots": ["plots.py"],
+}
+
+
+def code_hash(stage):
+    """Short hash of the source files a stage runs (a plain str param)."""
+    h = hashlib.sha1()
+    for rel in STAGE_CODE[stage]:
+        p = SRC / rel
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            if f.exists():
+                h.update(str(f.relative_to(SRC)).encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def section(name):
+    """A config section as a canonical JSON string: a plain, repr-comparable param."""
+    return json.dumps(config.get(name, {}), sort_keys=True)
+
+
+def shards():
+    return [f"shard-{i:03d}" for i in range(int(config["decode"]["shards"]))]
+
+
+wildcard_constraints:
+    shard=r"shard-\d{3}",
+    stream=r"rgb|flow",
+
+
+def all_targets():
+    targets = expand("results/flow/{shard}.h5", shard=shards())
+    return targets
