@@ -37,9 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_)
         sp.set_defaults(_module=module)
-        if name in sys.argv[1:2] or "-h" in sys.argv[1:2] or "--help" in sys.argv[1:2]:
-            pass
-        sp.set_defaults(_lazy=True)
     return p
 
 
