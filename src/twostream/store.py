@@ -223,7 +223,10 @@ class FrameShard(_Shard):
                 if img is None:
                     raise StoreError(f"{self.path}: frame {r} is not a decodable JPEG")
                 out.append(img[..., ::-1])
-            return np.stack(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+            if not out:  # same shape as the raw codec's empty read
+                v = self.video(video_id)
+                return np.zeros((0, int(v.height), int(v.width), 3), np.uint8)
+            return np.stack(out)
         ds = self.file["frames"]
         return _read_rows(ds, rows)
 

@@ -59,6 +59,15 @@ wildcard_constraints:
     stream=r"rgb|flow",
 
 
+def trained_models():
+    """Every model with a checkpoint: the two streams, then the fusion grid's cells."""
+    models = ["rgb", "flow"]
+    if "fusion_models" in globals():
+        models += fusion_models()
+    return models
+
+
 def all_targets():
     targets = expand("results/flow/{shard}.h5", shard=shards())
+    targets += ["results/plots/training_curves.png", "results/plots/flow_examples.png"]
     return targets

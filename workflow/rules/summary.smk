@@ -1,1 +1,35 @@
-# rules for the summary stage
+rule plots:
+    input:
+        histories=lambda w: expand(
+            "results/models/{model}/history.csv", model=trained_models()
+        ),
+        frames="results/frames/shard-000.h5",
+        flow="results/flow/shard-000.h5",
+    output:
+        curves=report(
+            "results/plots/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
+        flow=report(
+            "results/plots/flow_examples.png",
+            caption="../report/flow_examples.rst",
+            category="Optical flow",
+        ),
+    params:
+        cfg=section("plots"),
+        code=code_hash("plots"),
+    log:
+        "logs/plots.log",
+    benchmark:
+        "benchmarks/plots.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/summary.yaml"
+    shell:
+        "twostream plots --params {params.cfg:q} --histories {input.histories}"
+        " --frames {input.frames} --flow {input.flow}"
+        " --curves {output.curves} --flow-examples {output.flow} > {log} 2>&1"

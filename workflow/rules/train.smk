@@ -1,1 +1,50 @@
-# rules for the train stage
+# Rules for the train stage.
+#
+# train_stream: one job per stream (rgb = appearance, flow = motion) ->
+# results/models/{stream}/checkpoint.pt and history.csv. The appearance stream reads the
+# frames shards, the motion stream the flow shards. params.cfg is the `train:` section with
+# that stream's overrides (train.rgb / train.flow) merged in, so editing one stream's
+# settings reruns only that stream. The job writes results/models/{stream}/resume.pt
+# after every epoch (not an output, so Snakemake keeps it when a killed job is rerun):
+# rerunning after a crash or SIGKILL continues from the last finished epoch.
+
+
+def train_section(stream):
+    """The `train:` section as one stream sees it (overrides merged), canonical JSON."""
+    sec = dict(config.get("train") or {})
+    overrides = {s: (sec.pop(s, None) or {}) for s in ("rgb", "flow")}
+    sec.update(overrides[stream])
+    return json.dumps(sec, sort_keys=True)
+
+
+def stream_shards(wildcards):
+    kind = "frames" if wildcards.stream == "rgb" else "flow"
+    return expand(f"results/{kind}/{{shard}}.h5", shard=shards())
+
+
+rule train_stream:
+    input:
+        shards=stream_shards,
+    output:
+        checkpoint="results/models/{stream}/checkpoint.pt",
+        history="results/models/{stream}/history.csv",
+    params:
+        cfg=lambda wc: train_section(wc.stream),
+        code=code_hash("train"),
+        shards_flag=lambda wc: "--frames" if wc.stream == "rgb" else "--flow",
+        out=lambda wc: f"results/models/{wc.stream}",
+    log:
+        "logs/train/{stream}.log",
+    benchmark:
+        "benchmarks/train/{stream}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    shell:
+        "twostream train --stream {wildcards.stream} {params.shards_flag} {input.shards}"
+        " --out {params.out} --params {params.cfg:q} --threads {threads}"
+        " > {log} 2>&1"

@@ -1,0 +1,145 @@
+"""Dataset adapters -> the video index (``twostream index``).
+
+Every on-disk collection becomes the same table (``twostream.index.INDEX_COLUMNS``:
+video_id, path, label, class_name, split); ``path`` is ``dataset.root`` joined
+with the video's place under it, so it resolves like ``root`` does (relative to the
+working directory unless ``root`` is absolute).
+
+Kinds (``dataset.kind``):
+    synthetic   the generated dataset (UCF101 layout, split 1); adds the columns of
+                ``<root>/classes.csv`` (e.g. ``group``) keyed by class_name
+    ucf101      classInd.txt + trainlist0k.txt / testlist0k.txt
+    hmdb51      <class>_test_split<k>.txt with tags 1 train / 2 test / 0 unused
+    folder      <root>/<class>/<video>, a deterministic per-class ratio split
+
+``twostream index --params JSON --out results/index.csv`` also writes
+``results/index.json`` (the dataset settings and counts) that the decode stage
+copies into each shard's provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import ConfigError, add_params_arguments, from_dict, section_from_args, to_dict
+from ..errors import InputError
+from ..index import INDEX_COLUMNS, write_index
+
+KINDS = ("synthetic", "ucf101", "hmdb51", "folder")
+
+
+@dataclass
+class DatasetConfig:
+    """The ``dataset:`` config section."""
+
+    kind: str = "synthetic"
+    root: str = "results/dataset"
+    split: int = 1
+    test_ratio: float = 0.3
+    splits_dir: str = ""  # "" = the split files lie in root
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"dataset.kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.split not in (1, 2, 3):
+            raise ConfigError(f"dataset.split: must be 1, 2 or 3, got {self.split!r}")
+        if not 0 < float(self.test_ratio) < 1:
+            raise ConfigError(f"dataset.test_ratio: must lie strictly between 0 and 1, got {self.test_ratio!r}")
+
+
+def build_index(
+    kind: str, root: str | Path, split: int = 1, test_ratio: float = 0.3, splits_dir: str | Path | None = None
+) -> pd.DataFrame:
+    """The video index of a dataset on disk (columns INDEX_COLUMNS, plus extras for synthetic)."""
+    root = Path(root)
+    sdir = Path(splits_dir) if splits_dir else None
+    if kind in ("synthetic", "ucf101", "hmdb51") and not root.is_dir():
+        raise InputError(f"{root}: dataset folder does not exist")
+    if kind == "synthetic":
+        from . import ucf101
+
+        df = ucf101.build(root, 1, sdir)
+        return _add_class_columns(df, (sdir or root) / "classes.csv")
+    if kind == "ucf101":
+        from . import ucf101
+
+        return ucf101.build(root, int(split), sdir)
+    if kind == "hmdb51":
+        from . import hmdb51
+
+        return hmdb51.build(root, int(split), sdir)
+    if kind == "folder":
+        from . import folder
+
+        return folder.build(root, float(test_ratio))
+    raise ConfigError(f"dataset.kind: {kind!r} is not one of {', '.join(KINDS)}")
+
+
+def split_files(dataset: dict) -> list[str]:
+    """The split files that the index of a ``dataset:`` config section reads (rule inputs).
+
+    Videos are not listed: the index stage checks that they exist.
+    """
+    root = Path(dataset.get("root", "results/dataset"))
+    sdir = Path(dataset.get("splits_dir") or root)
+    kind = dataset.get("kind", "synthetic")
+    k = int(dataset.get("split", 1))
+    if kind == "synthetic":
+        return [str(root / n) for n in ("classInd.txt", "trainlist01.txt", "testlist01.txt", "classes.csv")]
+    if kind == "ucf101":
+        return [str(sdir / n) for n in ("classInd.txt", f"trainlist{k:02d}.txt", f"testlist{k:02d}.txt")]
+    if kind == "hmdb51":
+        return sorted(str(p) for p in sdir.glob(f"*_test_split{k}.txt")) if sdir.is_dir() else []
+    return []
+
+
+def _add_class_columns(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Join the per-class columns of ``classes.csv`` (keyed by class_name), if present."""
+    if not path.is_file():
+        return df
+    try:
+        classes = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a readable CSV ({e})") from None
+    if "class_name" not in classes:
+        raise InputError(f"{path}: lacks a class_name column")
+    extra = [c for c in classes.columns if c not in INDEX_COLUMNS]
+    unknown = sorted(set(df["class_name"]) - set(classes["class_name"]))
+    if unknown:
+        raise InputError(f"{path}: no row for class {unknown[0]!r}")
+    if not extra:
+        return df
+    return df.merge(classes[["class_name", *extra]], on="class_name", how="left", validate="many_to_one")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_params_arguments(p)
+    p.add_argument("--out", required=True, help="index CSV to write (e.g. results/index.csv)")
+    p.add_argument("--meta", help="JSON summary to write (default: --out with suffix .json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = from_dict(DatasetConfig, section_from_args(args, "dataset"), "dataset")
+    df = build_index(cfg.kind, cfg.root, cfg.split, cfg.test_ratio, cfg.splits_dir or None)
+    write_index(df, args.out)
+    meta = {
+        "dataset": to_dict(cfg),
+        "n_videos": int(len(df)),
+        "n_classes": int(df["label"].nunique()),
+        "n_train": int((df["split"] == "train").sum()),
+        "n_test": int((df["split"] == "test").sum()),
+    }
+    from ..store import atomic_path
+
+    with atomic_path(args.meta or Path(args.out).with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    print(
+        f"index: {meta['n_videos']} videos, {meta['n_classes']} classes "
+        f"({meta['n_train']} train, {meta['n_test']} test) -> {args.out}"
+    )
+    return 0

@@ -1,0 +1,367 @@
+"""The decode stage: the videos of one shard -> one HDF5 frames shard.
+
+``twostream decode --params JSON --index results/index.csv --shard shard-000
+--out results/frames/shard-000.h5 --bad-list results/frames/shard-000.bad.csv``
+
+The shard's videos are those ``index.assign_shards(index, decode.shards)`` gives
+it. A reader thread decodes and resizes whole videos (OpenCV releases the GIL)
+while the calling thread encodes and writes the previous ones, so the stage runs
+at about the speed of the slower of the two. Layout: see ``twostream.store``.
+
+Bad videos (missing, empty, unreadable, not a video, truncated, corrupt): with
+``on_bad_video: fail`` the first one stops the stage with a one-line error; with
+``skip`` they are listed in the ``--bad-list`` CSV (video_id, path, error) and
+left out of the shard, so every later stage, which reads the shard's /videos
+table, never sees them. ``twostream decode --gather OUT LIST...`` concatenates the
+per-shard lists into one (``results/frames/bad_videos.csv``).
+
+A raw shard holds one frame size (a dense (N, H, W, 3) dataset); a video of
+another size after resizing stops the stage with an error that suggests
+``codec: jpeg``, whose per-frame bytes allow any size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import h5py
+import numpy as np
+import pandas as pd
+
+from .config import ConfigError, add_params_arguments, from_dict, section_from_args, to_dict
+from .errors import InputError
+from .index import assign_shards, read_index
+from .store import atomic_h5, atomic_path, video_table_to_array, write_provenance
+from .video import Decoded, decode_video, encode_jpeg
+
+CODECS = ("raw", "jpeg")
+BAD_COLUMNS = ["video_id", "path", "error"]
+
+
+@dataclass
+class DecodeConfig:
+    """The ``decode:`` config section."""
+
+    shards: int = 4
+    short_side: int = 0
+    codec: str = "raw"
+    jpeg_quality: int = 90
+    on_bad_video: str = "fail"
+    max_missing_frames: int = 0
+    prefetch: int = 2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.shards, int) or self.shards < 1:
+            raise ConfigError(f"decode.shards: must be a positive integer, got {self.shards!r}")
+        if not isinstance(self.short_side, int) or self.short_side < 0:
+            raise ConfigError(f"decode.short_side: must be an integer >= 0, got {self.short_side!r}")
+        if self.codec not in CODECS:
+            raise ConfigError(f"decode.codec: {self.codec!r} is not one of {', '.join(CODECS)}")
+        if not isinstance(self.jpeg_quality, int) or not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"decode.jpeg_quality: must be an integer in 1..100, got {self.jpeg_quality!r}")
+        if self.on_bad_video not in ("fail", "skip"):
+            raise ConfigError(f"decode.on_bad_video: must be fail or skip, got {self.on_bad_video!r}")
+        if not isinstance(self.max_missing_frames, int) or self.max_missing_frames < 0:
+            raise ConfigError(f"decode.max_missing_frames: must be an integer >= 0, got {self.max_missing_frames!r}")
+        if not isinstance(self.prefetch, int) or self.prefetch < 1:
+            raise ConfigError(f"decode.prefetch: must be a positive integer, got {self.prefetch!r}")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class FrameWriter:
+    """Appends whole videos to an open HDF5 file in the frames-shard layout.
+
+    Frames go through a reused batch buffer (raw) or are encoded one by one (jpeg),
+    so writing allocates no per-video arrays: fresh memory is slow to fault in.
+    """
+
+    BATCH = 16  # frames per HDF5 write call (raw)
+
+    def __init__(self, f: h5py.File, codec: str, jpeg_quality: int = 90):
+        if codec not in CODECS:
+            raise ConfigError(f"decode.codec: {codec!r} is not one of {', '.join(CODECS)}")
+        self.f = f
+        self.codec = codec
+        self.quality = int(jpeg_quality)
+        self.n = 0
+        self.ds: h5py.Dataset | None = None
+        self.buf: np.ndarray | None = None
+        self.rows: list[dict] = []
+
+    def add(self, row: dict, frames_bgr, fps: float = 0.0) -> None:
+        """Append one video's frames (uint8 BGR (H, W, 3) each: a list or (k, H, W, 3)) and its /videos row."""
+        k = len(frames_bgr)
+        h, w = frames_bgr[0].shape[:2]
+        if self.codec == "raw":
+            self._add_raw(row, frames_bgr)
+        else:
+            self._add_jpeg(frames_bgr)
+        self.rows.append(
+            {
+                "video_id": row["video_id"],
+                "label": int(row["label"]),
+                "class_name": row["class_name"],
+                "split": row["split"],
+                "n_frames": k,
+                "fps": float(fps),
+                "height": h,
+                "width": w,
+                "offset": self.n,
+            }
+        )
+        self.n += k
+
+    def _add_raw(self, row: dict, frames_bgr) -> None:
+        h, w = frames_bgr[0].shape[:2]
+        if self.ds is None:
+            self.ds = self.f.create_dataset(
+                "frames", shape=(0, h, w, 3), maxshape=(None, h, w, 3), chunks=(1, h, w, 3),
+                dtype=np.uint8, compression="lzf",
+            )  # fmt: skip
+            self.buf = np.empty((self.BATCH, h, w, 3), np.uint8)
+        H, W = self.ds.shape[1:3]
+        if (h, w) != (H, W):
+            raise InputError(
+                f"{row.get('path', row['video_id'])}: frames are {w}x{h} but this raw shard holds {W}x{H} "
+                "(a raw shard stores one frame size; use decode.codec: jpeg for mixed sizes)"
+            )
+        k = len(frames_bgr)
+        self.ds.resize(self.n + k, axis=0)
+        for start in range(0, k, self.BATCH):
+            part = frames_bgr[start : start + self.BATCH]
+            for i, frame in enumerate(part):
+                cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self.buf[i])
+            self.ds[self.n + start : self.n + start + len(part)] = self.buf[: len(part)]
+
+    def _add_jpeg(self, frames_bgr) -> None:
+        if self.ds is None:
+            self.ds = self.f.create_dataset(
+                "jpeg", shape=(0,), maxshape=(None,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8)
+            )
+        k = len(frames_bgr)
+        data = np.empty(k, dtype=object)
+        for i in range(k):
+            data[i] = encode_jpeg(frames_bgr[i], self.quality)
+        self.ds.resize(self.n + k, axis=0)
+        self.ds[self.n : self.n + k] = data
+
+    def finish(self) -> pd.DataFrame:
+        """Write /videos (and an empty frames dataset for a shard without videos)."""
+        if self.ds is None:
+            if self.codec == "raw":
+                self.f.create_dataset("frames", shape=(0, 0, 0, 3), dtype=np.uint8)
+            else:
+                self.f.create_dataset(
+                    "jpeg", shape=(0,), maxshape=(None,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8)
+                )
+        videos = pd.DataFrame(self.rows, columns=list(_VIDEO_COLUMNS))
+        self.f.create_dataset("videos", data=video_table_to_array(videos))
+        return videos
+
+
+_VIDEO_COLUMNS = ("video_id", "label", "class_name", "split", "n_frames", "fps", "height", "width", "offset")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class _Item:
+    row: dict
+    decoded: Decoded | None = None
+    error: InputError | None = None
+
+
+_DONE = object()
+
+
+def prefetch_videos(rows: list[dict], short_side: int, max_missing_frames: int, depth: int = 2) -> Iterator[_Item]:
+    """Decode videos in a background thread, ``depth`` videos ahead of the consumer.
+
+    Bad videos come back as items with ``error`` set; any other exception in the
+    reader is re-raised in the consumer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for row in rows:
+                if stop.is_set():
+                    return
+                try:
+                    item = _Item(row, decoded=decode_video(row["path"], short_side, max_missing_frames))
+                except InputError as e:
+                    item = _Item(row, error=e)
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(e)
+
+    t = threading.Thread(target=reader, name="decode-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def shard_rows(index: pd.DataFrame, shard: str, n_shards: int) -> pd.DataFrame:
+    """Rows of the index that belong to ``shard``, in index order."""
+    if index.empty:
+        return index
+    return index[assign_shards(index, n_shards) == shard]
+
+
+def shard_video_paths(index_path: str | Path, n_shards: int, shard: str) -> list[str]:
+    """Paths of the videos of ``shard`` (the decode rule's inputs)."""
+    index = read_index(index_path)
+    if index.empty:
+        return []
+    return sorted(shard_rows(index, shard, int(n_shards))["path"])
+
+
+def decode_shard(
+    rows: pd.DataFrame,
+    out: str | Path,
+    cfg: DecodeConfig,
+    provenance: dict | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decode ``rows`` (index rows) into the frames shard ``out``.
+
+    Returns (the /videos table written, the bad videos skipped). With
+    ``on_bad_video == "fail"`` the first bad video raises InputError and nothing
+    is written.
+    """
+    from tqdm import tqdm
+
+    records = rows.to_dict("records")
+    bad: list[dict] = []
+    with atomic_h5(out) as f:
+        writer = FrameWriter(f, cfg.codec, cfg.jpeg_quality)
+        items = prefetch_videos(records, cfg.short_side, cfg.max_missing_frames, cfg.prefetch)
+        bar = tqdm(items, total=len(records), desc=f"decode {Path(out).stem}", unit="video",
+                   file=sys.stderr, disable=not progress)  # fmt: skip
+        for item in bar:
+            if item.error is not None:
+                if cfg.on_bad_video == "fail":
+                    raise item.error
+                print(f"skipping bad video: {item.error}", file=sys.stderr)
+                bad.append({"video_id": item.row["video_id"], "path": item.row["path"], "error": str(item.error)})
+                continue
+            writer.add(item.row, item.decoded.frames, item.decoded.fps)
+        videos = writer.finish()
+        write_provenance(f, "frames", to_dict(cfg), codec=cfg.codec, n_skipped=len(bad), **(provenance or {}))
+    return videos, pd.DataFrame(bad, columns=BAD_COLUMNS)
+
+
+def write_bad_list(bad: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        bad.to_csv(tmp, index=False)
+
+
+def gather_bad_lists(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
+    """Concatenate per-shard bad-video lists into one CSV (with a shard column)."""
+    frames = []
+    for p in paths:
+        try:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        except FileNotFoundError:
+            raise InputError(f"{p}: no such bad-video list") from None
+        except pd.errors.EmptyDataError:
+            raise InputError(f"{p}: empty file, not a bad-video list") from None
+        if list(df.columns) != BAD_COLUMNS:
+            raise InputError(f"{p}: not a bad-video list (columns {', '.join(BAD_COLUMNS)})")
+        df.insert(0, "shard", Path(p).name.split(".")[0])
+        frames.append(df)
+    all_bad = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["shard", *BAD_COLUMNS])
+    write_bad_list(all_bad, out)
+    return all_bad
+
+
+def _dataset_meta(index_path: Path) -> str:
+    meta = index_path.with_suffix(".json")
+    if meta.is_file():
+        try:
+            return json.dumps(json.loads(meta.read_text()).get("dataset", {}), sort_keys=True)
+        except json.JSONDecodeError:
+            raise InputError(f"{meta}: not valid JSON") from None
+    return "{}"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_params_arguments(p)
+    p.add_argument("--index", help="video index CSV (results/index.csv)")
+    p.add_argument("--shard", help="shard name, e.g. shard-000 (one of decode.shards)")
+    p.add_argument("--out", help="frames shard to write (results/frames/<shard>.h5)")
+    p.add_argument("--bad-list", help="CSV listing the videos skipped as bad (on_bad_video: skip)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--gather", metavar="OUT",
+        help="instead of decoding: concatenate the bad-video lists given as arguments into OUT",
+    )  # fmt: skip
+    p.add_argument("lists", nargs="*", help="per-shard bad-video lists (with --gather)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.gather:
+        bad = gather_bad_lists(args.lists, args.gather)
+        print(f"{len(bad)} bad video(s) -> {args.gather}")
+        return 0
+    missing = [o for o in ("index", "shard", "out") if not getattr(args, o)]
+    if missing:
+        raise ConfigError(f"decode: missing argument(s) {', '.join('--' + m for m in missing)}")
+    cfg = from_dict(DecodeConfig, section_from_args(args, "decode"), "decode")
+    names = [f"shard-{i:03d}" for i in range(cfg.shards)]
+    if args.shard not in names:
+        raise ConfigError(f"decode: --shard {args.shard!r} is not one of shard-000..shard-{cfg.shards - 1:03d}")
+    index_path = Path(args.index)
+    if not index_path.is_file():
+        raise InputError(f"{index_path}: no such index file")
+    index = read_index(index_path)
+    rows = shard_rows(index, args.shard, cfg.shards)
+    videos, bad = decode_shard(
+        rows,
+        args.out,
+        cfg,
+        provenance={"shard": args.shard, "index": str(index_path), "dataset": _dataset_meta(index_path)},
+        progress=not args.no_progress,
+    )
+    if args.bad_list:
+        write_bad_list(bad, args.bad_list)
+    print(
+        f"{args.shard}: {len(videos)} videos, {int(videos['n_frames'].sum()) if len(videos) else 0} frames"
+        f" ({cfg.codec}), {len(bad)} skipped -> {args.out}"
+    )
+    return 0

@@ -1,0 +1,268 @@
+"""Evaluation with the papers' test protocol (``twostream evaluate``), for any model kind.
+
+``twostream evaluate --checkpoint results/models/{model}/checkpoint.pt --frames <shards..>
+--flow <shards..> [--classes classes.csv] --out results/eval/{model}/ [--params JSON | --config FILE]``
+
+writes into ``--out``:
+
+* ``scores.h5``: ``/scores`` (videos, classes) float32, the softmax averaged over the
+  ``frames`` x ``crops`` views of each test video; ``/logits`` the averaged logits;
+  ``/labels``; ``/video_id``; ``/class_names``; provenance attributes (``params`` =
+  this stage's settings, ``checkpoint``, ``spec``, ``train_config``, ``versions``).
+* ``metrics.json``: ``top1``, ``top5``, ``mean_class_accuracy``, ``per_class`` accuracy, and
+  with a ``classes.csv`` (columns ``label, class_name, group``) ``groups``: for each group
+  ``accuracy`` (argmax over all classes), ``within_group_accuracy`` (argmax restricted to the
+  group's classes: "can it tell the group's classes apart"), ``chance_within``, ``n_videos``,
+  ``classes``.
+* ``confusion.png``: the row-normalised confusion matrix (seaborn).
+
+The model is rebuilt from the checkpoint's ``spec`` by ``twostream.models.load_model`` (a
+registry the fusion module extends); its ``data`` entry (``modalities``, ``flow_length``,
+``crop_size``) says what inputs to load. Test views: ``frames`` uniformly spaced snippets
+(25 by default) x ``crops`` (1 centre crop or 10 crops), see ``twostream.data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .config import ConfigError, add_params_arguments, from_dict, section_from_args
+from .errors import InputError
+from .store import atomic_h5, atomic_path, write_provenance
+
+
+@dataclass
+class EvalConfig:
+    """Settings of the ``evaluate:`` section (see config/README.md)."""
+
+    frames: int = 25
+    crops: int = 1
+    crop_size: int = 0
+    batch_size: int = 32
+    workers: int = 0
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.crops not in (1, 10):
+            raise ConfigError(f"evaluate.crops must be 1 or 10, got {self.crops!r}")
+        if int(self.frames) < 1 or int(self.batch_size) < 1:
+            raise ConfigError("evaluate.frames and evaluate.batch_size must be >= 1")
+
+
+@torch.no_grad()
+def predict_videos(
+    model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-video (softmax, logits) averaged over every view the loader yields.
+
+    Items are dicts with the model's modalities as (B, views, C, H, W) tensors and
+    ``"video"`` (row of ``loader.dataset.videos``).
+    """
+    from .models import call_model
+
+    model.eval()
+    n_videos = len(loader.dataset.videos)
+    prob_sum = logit_sum = None
+    count = np.zeros(n_videos)
+    amp = amp and device.type == "cuda"
+    for batch in tqdm(loader, desc="evaluate", file=sys.stderr, leave=False, disable=not progress, mininterval=2.0):
+        inputs = {m: batch[m].to(device, non_blocking=True) for m in model.modalities}
+        B, V = next(iter(inputs.values())).shape[:2]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = call_model(model, {m: x.flatten(0, 1) for m, x in inputs.items()}).float()
+        logits = logits.view(B, V, -1)
+        probs = logits.softmax(-1).sum(1).cpu().double().numpy()
+        lsum = logits.sum(1).cpu().double().numpy()
+        if prob_sum is None:
+            prob_sum = np.zeros((n_videos, probs.shape[1]))
+            logit_sum = np.zeros_like(prob_sum)
+        vid = batch["video"].numpy()
+        np.add.at(prob_sum, vid, probs)
+        np.add.at(logit_sum, vid, lsum)
+        np.add.at(count, vid, V)
+    if prob_sum is None or np.any(count == 0):
+        raise InputError("evaluation saw no views of some videos")
+    return prob_sum / count[:, None], logit_sum / count[:, None]
+
+
+def read_classes(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: classes file not found") from None
+    except Exception as e:  # noqa: BLE001
+        raise InputError(f"{path}: not a readable CSV ({e})") from None
+    missing = [c for c in ("label", "class_name", "group") if c not in df]
+    if missing:
+        raise InputError(f"{path}: lacks column(s) {', '.join(missing)} (needs label, class_name, group)")
+    return df
+
+
+def compute_metrics(
+    probs: np.ndarray, labels: np.ndarray, class_names: list[str], classes: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """Top-1/top-5, mean class accuracy, per-class and per-group accuracy (see module docstring)."""
+    labels = np.asarray(labels)
+    n_classes = probs.shape[1]
+    pred = probs.argmax(1)
+    k = min(5, n_classes)
+    topk = np.argsort(-probs, axis=1)[:, :k]
+    per_class = {}
+    for c in range(n_classes):
+        sel = labels == c
+        if sel.any():
+            per_class[class_names[c]] = float((pred[sel] == c).mean())
+    m: dict[str, Any] = {
+        "n_videos": int(len(labels)), "n_classes": int(n_classes),
+        "top1": float((pred == labels).mean()),
+        "top5": float((topk == labels[:, None]).any(1).mean()),
+        "mean_class_accuracy": float(np.mean(list(per_class.values()))),
+        "per_class": per_class,
+    }
+    if classes is not None:
+        groups = {}
+        for g, part in classes.groupby("group", sort=True):
+            members = sorted(int(x) for x in part["label"] if 0 <= int(x) < n_classes)
+            sel = np.isin(labels, members)
+            if not members or not sel.any():
+                continue
+            within = np.asarray(members)[probs[sel][:, members].argmax(1)]
+            groups[str(g)] = {
+                "accuracy": float((pred[sel] == labels[sel]).mean()),
+                "within_group_accuracy": float((within == labels[sel]).mean()),
+                "chance_within": 1.0 / len(members),
+                "n_videos": int(sel.sum()),
+                "classes": [class_names[c] for c in members],
+            }
+        m["groups"] = groups
+    return m
+
+
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), np.int64)
+    np.add.at(cm, (labels, pred), 1)
+    return cm
+
+
+def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
+    n = len(class_names)
+    side = min(4 + 0.35 * n, 30)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    small = n <= 20
+    sns.heatmap(norm, vmin=0, vmax=1, cmap="viridis", square=True, ax=ax, annot=small, fmt=".2f",
+                xticklabels=class_names if n <= 60 else False, yticklabels=class_names if n <= 60 else False,
+                cbar_kws={"label": "fraction of the true class"})
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    from .data import ClipDataset
+    from .models import load_model
+    from .train import pick_device
+
+    cfg = from_dict(EvalConfig, section_from_args(args, "evaluate"), "evaluate")
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    device = pick_device(args.device)
+    model, ckpt = load_model(args.checkpoint, map_location="cpu")
+    model.to(device)
+    data = ckpt.get("data") or {}
+    modalities = tuple(data.get("modalities") or getattr(model, "modalities", ()))
+    if not modalities:
+        raise InputError(f"{args.checkpoint}: checkpoint does not say which inputs the model takes")
+    ds = ClipDataset(
+        frames=args.frames if "rgb" in modalities else (), flow=args.flow if "flow" in modalities else (),
+        modalities=modalities, split="test", mode="test", flow_length=int(data.get("flow_length", 10)),
+        crop_size=int(cfg.crop_size or data.get("crop_size", 224)), test_frames=cfg.frames, test_crops=cfg.crops,
+    )
+    names = list(ckpt.get("class_names") or ds.class_names)
+    if len(names) != ds.num_classes and ds.num_classes > len(names):
+        raise InputError(f"{args.checkpoint}: model knows {len(names)} classes, the shards have {ds.num_classes}")
+    classes = read_classes(args.classes) if args.classes else None
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
+                        pin_memory=device.type == "cuda")
+    print(f"twostream evaluate: {args.checkpoint}, {len(ds.videos)} test videos x {cfg.frames} frames x "
+          f"{cfg.crops} crops, device {device}", file=sys.stderr)
+    probs, logits = predict_videos(model, loader, device, amp=cfg.amp)
+    labels = ds.labels
+    metrics = compute_metrics(probs, labels, names, classes)
+    name = Path(args.out).name
+    metrics.update({"model": name, "checkpoint": str(args.checkpoint), "protocol": asdict(cfg)})
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_h5(out / "scores.h5") as f:
+        f["scores"] = probs.astype(np.float32)
+        f["logits"] = logits.astype(np.float32)
+        f["labels"] = labels.astype(np.int32)
+        f["video_id"] = np.array(ds.videos["video_id"].tolist(), dtype=object).astype("S")
+        f["class_names"] = np.array(names, dtype=object).astype("S")
+        write_provenance(f, "scores", asdict(cfg), model=name, checkpoint=str(args.checkpoint),
+                         spec=json.dumps(ckpt["spec"], sort_keys=True),
+                         train_config=json.dumps(ckpt.get("config", {}), sort_keys=True, default=str),
+                         modalities=json.dumps(list(modalities)))
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    cm = confusion_matrix(probs.argmax(1), labels, len(names))
+    plot_confusion(cm, names, out / "confusion.png", f"{name}: top-1 {metrics['top1']:.1%}")
+    print(f"twostream evaluate: {name} top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} "
+          f"mean class {metrics['mean_class_accuracy']:.3f}", file=sys.stderr)
+    return 0
+
+
+def read_scores(path: str | Path) -> dict[str, Any]:
+    """Read a ``scores.h5`` back: scores, logits, labels, video_id, class_names, attrs."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {
+            "scores": f["scores"][()], "logits": f["logits"][()], "labels": f["labels"][()],
+            "video_id": [v.decode() for v in f["video_id"][()]],
+            "class_names": [v.decode() for v in f["class_names"][()]],
+            "attrs": {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()},
+        }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt of any model kind")
+    p.add_argument("--frames", nargs="*", default=[], help="frames shards (for models taking rgb)")
+    p.add_argument("--flow", nargs="*", default=[], help="flow shards (for models taking flow)")
+    p.add_argument("--classes", default="", help="classes.csv (label,class_name,group) for per-group accuracy")
+    p.add_argument("--out", required=True, help="output folder: scores.h5, metrics.json, confusion.png")
+    add_params_arguments(p)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def run(args: argparse.Namespace) -> int:
+    return main(args)
+
+
+__all__ = ["EvalConfig", "predict_videos", "compute_metrics", "read_classes", "confusion_matrix",
+           "plot_confusion", "read_scores", "main"]

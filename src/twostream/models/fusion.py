@@ -1,0 +1,477 @@
+"""Fusion of the appearance (RGB) and motion (flow) streams.
+
+Where and how two streams are joined, as compared in Feichtenhofer et al.,
+"Convolutional Two-Stream Network Fusion for Video Action Recognition" (CVPR 2016)
+and ST-ResNet / multiplier networks (NIPS 2016, CVPR 2017).
+
+A fused network is named by a *method* and a *position*:
+
+==================  ==========================  ===============================================
+method              position                    what it builds
+==================  ==========================  ===============================================
+``sum``             a stage (``res2``..         ``a + m`` after that stage of both towers; the
+                    ``res5``, ``pool``)         appearance tower's later stages continue.
+``max``             a stage                     element-wise ``max(a, m)``
+``concat``          a stage                     ``[a, m]`` stacked, then a 1x1 conv back to
+                                                ``C`` channels (random init)
+``conv``            a stage                     ``[a, m]`` stacked, then a 1x1 conv initialised
+                                                as ``a + m`` (the paper's conv fusion)
+``bilinear``        a stage                     pooled outer product ``sum_xy a m^T`` (signed
+                                                sqrt, L2), then a new linear classifier
+``bilinear_reduced``a stage                     the same after 1x1 projections of both inputs
+                                                to ``bilinear_dim`` channels (fits memory)
+``<m>_pool3d``      a stage                     spatial method ``<m>`` (sum/max/concat/conv)
+                                                per frame, then 3D max pooling over the ``T``
+                                                frames of a sample ("2D conv + 3D pool")
+``conv3d_pool3d``   a stage                     3x3x3 conv fusion over ``T`` frames,
+                                                initialised as ``a + m`` times a temporal
+                                                Gaussian, then 3D pooling
+``st_add``          stages joined by ``+``      ST-ResNet: after each listed stage the motion
+                    (``res2+res3``)             features enter the appearance tower,
+                                                ``a <- a + g(m)``; ``g`` is a 1x1 conv
+                                                initialised to zero; scores of both towers sum
+``st_mul``          stages joined by ``+``      multiplier network: ``a <- a * (1 + g(m))``
+``late_mean``       ``softmax``                 average of the two softmax scores
+``late_weighted``   ``softmax``                 weighted average (``late_weights``)
+``late_geometric``  ``softmax``                 geometric mean of the softmax scores
+==================  ==========================  ===============================================
+
+Position ``s`` always means "after stage ``s``" (output of ``s``); the ST-ResNet
+connections at the start of res2..res5 are therefore positions ``conv1+res2+res3+res4``.
+Spatial fusion keeps the appearance tower after the fusion point and drops the
+motion tower's later stages ("fusion injects the temporal stream into the spatial
+one", as in the authors' code), so its parameter count is one tower plus the
+motion tower's early stages plus the fusion layer.
+
+A fused network takes ``rgb (B, T, 3, H, W)`` and ``flow (B, T, 2L, H, W)`` (T frames
+of one clip, each with its flow stack) and returns class scores ``(B, K)``:
+per-frame scores are averaged over ``T`` unless a 3D pooling merged the frames.
+Late fusion returns log-probabilities (their softmax is the fused probability).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ConfigError
+
+SPATIAL_METHODS = ("sum", "max", "concat", "conv", "bilinear", "bilinear_reduced")
+POOL3D_BASES = ("sum", "max", "concat", "conv", "conv3d")
+CROSS_METHODS = ("st_add", "st_mul")
+LATE_METHODS = ("late_mean", "late_weighted", "late_geometric")
+LATE_POSITION = "softmax"
+
+
+def known_methods() -> list[str]:
+    return (
+        list(SPATIAL_METHODS)
+        + [f"{b}_pool3d" for b in POOL3D_BASES]
+        + list(CROSS_METHODS)
+        + list(LATE_METHODS)
+    )
+
+
+# --------------------------------------------------------------------------- layers
+def _as_map(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """(B, C) vectors as (B, C, 1, 1) maps; returns (map, was_vector)."""
+    if x.dim() == 2:
+        return x[:, :, None, None], True
+    if x.dim() != 4:
+        raise ValueError(f"fusion expects (B, C) or (B, C, H, W) features, got shape {tuple(x.shape)}")
+    return x, False
+
+
+def _back(x: torch.Tensor, was_vector: bool) -> torch.Tensor:
+    return x.flatten(1) if was_vector else x
+
+
+def _check_same(a: torch.Tensor, m: torch.Tensor, method: str) -> None:
+    if a.shape != m.shape:
+        raise ValueError(f"{method} fusion needs equal shapes, got {tuple(a.shape)} and {tuple(m.shape)}")
+
+
+class SumFusion(nn.Module):
+    """``a + m``."""
+
+    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        _check_same(a, m, "sum")
+        return a + m
+
+
+class MaxFusion(nn.Module):
+    """Element-wise maximum."""
+
+    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        _check_same(a, m, "max")
+        return torch.maximum(a, m)
+
+
+class ConcatFusion(nn.Module):
+    """Stack channels and map back to ``out_channels`` with a 1x1 conv.
+
+    ``init="random"`` (Kaiming, the ``concat`` method) or ``init="sum"`` (the paper's
+    conv fusion: the filter bank starts as ``weights[0] * a + weights[1] * m``, which
+    needs equal channel counts).
+    """
+
+    def __init__(self, ca: int, cm: int, out_channels: int | None = None, init: str = "random",
+                 weights: tuple[float, float] = (1.0, 1.0)):
+        super().__init__()
+        out = int(out_channels or ca)
+        self.conv = nn.Conv2d(ca + cm, out, kernel_size=1, bias=True)
+        if init == "sum":
+            if not (ca == cm == out):
+                raise ValueError(f"conv fusion initialised as a sum needs equal channels, got {ca}, {cm} -> {out}")
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                eye = torch.eye(out)
+                self.conv.weight[:, :ca, 0, 0] = weights[0] * eye
+                self.conv.weight[:, ca:, 0, 0] = weights[1] * eye
+                self.conv.bias.zero_()
+        elif init == "random":
+            nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(self.conv.bias)
+        else:
+            raise ValueError(f"unknown init {init!r}")
+
+    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        a, vec = _as_map(a)
+        m, _ = _as_map(m)
+        return _back(self.conv(torch.cat([a, m], dim=1)), vec)
+
+
+class BilinearFusion(nn.Module):
+    """Pooled outer product of the two feature maps: ``(B, Ca*Cm)`` vectors.
+
+    ``y = sum over locations of a_xy m_xy^T / (H W)``, then signed square root and L2
+    normalisation (as in bilinear CNNs). With ``dim`` set, both inputs are first
+    projected to ``dim`` channels by 1x1 convs (the dimension-reduced variant).
+    """
+
+    def __init__(self, ca: int, cm: int, dim: int | None = None):
+        super().__init__()
+        self.proj_a = nn.Conv2d(ca, dim, 1) if dim else nn.Identity()
+        self.proj_m = nn.Conv2d(cm, dim, 1) if dim else nn.Identity()
+        self.out_features = (dim or ca) * (dim or cm)
+
+    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        a, _ = _as_map(a)
+        m, _ = _as_map(m)
+        if a.shape[-2:] != m.shape[-2:]:
+            raise ValueError(f"bilinear fusion needs equal map sizes, got {tuple(a.shape)} and {tuple(m.shape)}")
+        a = self.proj_a(a).flatten(2)  # B, Ca, HW
+        m = self.proj_m(m).flatten(2)
+        y = torch.bmm(a, m.transpose(1, 2)) / a.shape[-1]  # B, Ca, Cm
+        y = y.flatten(1)
+        y = torch.sign(y) * torch.sqrt(y.abs() + 1e-8)
+        return F.normalize(y, dim=1)
+
+
+class CrossConnection(nn.Module):
+    """Motion -> appearance connection of ST-ResNet (additive) or a multiplier net.
+
+    ``g`` is a 1x1 conv from the motion channels to the appearance channels,
+    initialised to zero, so at initialisation the appearance tower is unchanged.
+    """
+
+    def __init__(self, ca: int, cm: int, kind: str):
+        super().__init__()
+        if kind not in ("add", "mul"):
+            raise ValueError(f"unknown cross connection {kind!r}")
+        self.kind = kind
+        self.g = nn.Conv2d(cm, ca, kernel_size=1, bias=True)
+        nn.init.zeros_(self.g.weight)
+        nn.init.zeros_(self.g.bias)
+
+    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        a, vec = _as_map(a)
+        m, _ = _as_map(m)
+        g = self.g(m)
+        out = a + g if self.kind == "add" else a * (1.0 + g)
+        return _back(out, vec)
+
+
+def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+class Conv3dFusion(nn.Module):
+    """3x3x3 conv over ``[a, m]`` stacked on channels across ``T`` frames.
+
+    Input (B, 2C, T, H, W) built by the caller; initialised as
+    ``sum_t G(t) (a_t + m_t)`` (identity at the spatial centre, a temporal Gaussian
+    with sigma 1, as in the authors' 3D fusion; replicate padding), so on frames
+    that do not change it equals sum fusion.
+    """
+
+    def __init__(self, ca: int, cm: int, weights: tuple[float, float] = (1.0, 1.0), kernel_t: int = 3):
+        super().__init__()
+        if ca != cm:
+            raise ValueError(f"conv3d fusion needs equal channels, got {ca} and {cm}")
+        self.conv = nn.Conv3d(ca + cm, ca, kernel_size=(kernel_t, 3, 3), padding=(kernel_t // 2, 1, 1),
+                              padding_mode="replicate")
+        g = gaussian_kernel(kernel_t)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            eye = torch.eye(ca)
+            for t in range(kernel_t):
+                self.conv.weight[:, :ca, t, 1, 1] = weights[0] * g[t] * eye
+                self.conv.weight[:, ca:, t, 1, 1] = weights[1] * g[t] * eye
+            self.conv.bias.zero_()
+
+    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """a, m: (B, C, T, H, W) -> (B, C, T, H, W)."""
+        return self.conv(torch.cat([a, m], dim=1))
+
+
+def temporal_max_pool(x: torch.Tensor) -> torch.Tensor:
+    """3D max pooling over all T frames and a 3x3 spatial neighbourhood (stride 1).
+
+    (B, C, T, H, W) -> (B, C, H, W): the spatial size is kept so that the
+    appearance tower's pretrained later stages still apply.
+    """
+    t = x.shape[2]
+    if x.shape[-1] == 1 and x.shape[-2] == 1:
+        return x.amax(dim=2)
+    return F.max_pool3d(x, kernel_size=(t, 3, 3), stride=1, padding=(0, 1, 1)).squeeze(2)
+
+
+def make_spatial_fusion(method: str, ca: int, cm: int, *, bilinear_dim: int = 64,
+                        conv_init: tuple[float, float] = (1.0, 1.0)) -> nn.Module:
+    """The layer that joins two feature maps (or vectors) for a spatial method."""
+    if method == "sum":
+        return SumFusion()
+    if method == "max":
+        return MaxFusion()
+    if method == "concat":
+        return ConcatFusion(ca, cm, ca, init="random")
+    if method == "conv":
+        return ConcatFusion(ca, cm, ca, init="sum", weights=tuple(conv_init))
+    if method == "bilinear":
+        return BilinearFusion(ca, cm, None)
+    if method == "bilinear_reduced":
+        return BilinearFusion(ca, cm, int(bilinear_dim))
+    raise ConfigError(f"fusion: unknown spatial method {method!r} (known: {', '.join(SPATIAL_METHODS)})")
+
+
+# --------------------------------------------------------------------------- late fusion
+def late_combine(logits_a: torch.Tensor, logits_m: torch.Tensor, how: str,
+                 weights: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+    """Combine two streams' class scores; returns log-probabilities.
+
+    ``mean``: log((p_a + p_m) / 2); ``weighted``: log((w_a p_a + w_m p_m) / (w_a + w_m));
+    ``geometric``: log of the normalised geometric mean sqrt(p_a p_m).
+    """
+    la = F.log_softmax(logits_a, dim=-1)
+    lm = F.log_softmax(logits_m, dim=-1)
+    if how == "mean":
+        return torch.logsumexp(torch.stack([la, lm]), dim=0) - math.log(2.0)
+    if how == "weighted":
+        wa, wm = (float(w) for w in weights)
+        if wa < 0 or wm < 0 or wa + wm <= 0:
+            raise ConfigError(f"fusion.late_weights must be non-negative and not both zero, got {weights}")
+        s = wa + wm
+        parts = []
+        if wa > 0:
+            parts.append(la + math.log(wa / s))
+        if wm > 0:
+            parts.append(lm + math.log(wm / s))
+        return torch.logsumexp(torch.stack(parts), dim=0)
+    if how == "geometric":
+        return F.log_softmax((la + lm) / 2.0, dim=-1)
+    raise ConfigError(f"fusion: unknown late fusion {how!r} (known: mean, weighted, geometric)")
+
+
+# --------------------------------------------------------------------------- networks
+def parse_position(method: str, position: str) -> tuple[str, ...]:
+    """Validate a (method, position) pair; return the stage(s) it names."""
+    from .resnet import STAGES
+
+    if method not in known_methods():
+        raise ConfigError(f"fusion: unknown method {method!r} (known: {', '.join(known_methods())})")
+    if method in LATE_METHODS:
+        if position != LATE_POSITION:
+            raise ConfigError(f"fusion: late fusion {method!r} takes position {LATE_POSITION!r}, got {position!r}")
+        return ()
+    stages = tuple(position.split("+")) if method in CROSS_METHODS else (position,)
+    allowed = STAGES[:-1]  # conv1 .. pool
+    for s in stages:
+        if s not in allowed:
+            raise ConfigError(
+                f"fusion: unknown position {s!r} for method {method!r} (known: {', '.join(allowed)}"
+                + (", joined by '+'" if method in CROSS_METHODS else "") + ")"
+            )
+    if method in CROSS_METHODS:
+        if len(set(stages)) != len(stages):
+            raise ConfigError(f"fusion: position {position!r} repeats a stage")
+        stages = tuple(sorted(stages, key=STAGES.index))
+    return stages
+
+
+# stage -> attribute names of a ResNet that hold its parameters
+_STAGE_ATTRS = {
+    "conv1": ("conv1", "bn1"), "res2": ("layer1",), "res3": ("layer2",), "res4": ("layer3",),
+    "res5": ("layer4",), "pool": (), "fc": ("fc",),
+}
+
+
+def _drop_after(tower: nn.Module, stage: str) -> None:
+    """Replace the parameter-holding modules of the stages after ``stage`` by Identity."""
+    from .resnet import STAGES
+
+    for s in STAGES[STAGES.index(stage) + 1 :]:
+        for attr in _STAGE_ATTRS[s]:
+            setattr(tower, attr, nn.Identity())
+
+
+def _frames(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """(B, T, C, H, W) -> (B*T, C, H, W), B, T; (N, C, H, W) is T = 1."""
+    if x.dim() == 5:
+        b, t = x.shape[:2]
+        return x.flatten(0, 1), b, t
+    if x.dim() == 4:
+        return x, x.shape[0], 1
+    raise ValueError(f"fusion network expects (B, T, C, H, W) or (N, C, H, W) input, got {tuple(x.shape)}")
+
+
+def _to_clip(h: torch.Tensor, b: int, t: int) -> tuple[torch.Tensor, bool]:
+    """(B*T, C[, H, W]) -> (B, C, T, H, W) (vectors as 1x1 maps); returns (clip, was_vector)."""
+    h, vec = _as_map(h)
+    c, hh, ww = h.shape[1:]
+    return h.reshape(b, t, c, hh, ww).permute(0, 2, 1, 3, 4), vec
+
+
+class FusionNet(nn.Module):
+    """Two streams joined by ``method`` at ``position`` (see the module docstring).
+
+    Built from two stream models (``twostream.models.stream_model``), usually holding
+    their trained weights: ``FusionNet(rgb, flow, "conv", "res3")``.
+    """
+
+    modalities = ("rgb", "flow")
+
+    def __init__(self, rgb: nn.Module, flow: nn.Module, method: str, position: str, *,
+                 bilinear_dim: int = 64, conv_init: tuple[float, float] = (1.0, 1.0),
+                 late_weights: tuple[float, float] = (1.0, 1.0), dropout: float | None = None):
+        super().__init__()
+        self.stages = parse_position(method, position)
+        if rgb.num_classes != flow.num_classes:
+            raise ConfigError(f"fusion: streams disagree on classes ({rgb.num_classes} vs {flow.num_classes})")
+        self.method, self.position = method, position
+        self.num_classes = rgb.num_classes
+        self.late_weights = tuple(float(w) for w in late_weights)
+        self.rgb, self.flow = rgb, flow
+        if dropout is not None:
+            self.rgb.dropout.p = float(dropout)
+            self.flow.dropout.p = float(dropout)
+        self.kind = (
+            "late" if method in LATE_METHODS else "cross" if method in CROSS_METHODS
+            else "pool3d" if method.endswith("_pool3d") else "spatial"
+        )
+        self.head: nn.Module | None = None
+        if self.kind == "late":
+            return
+        if self.kind == "cross":
+            self.connections = nn.ModuleDict({
+                s: CrossConnection(rgb.stage_channels[s], flow.stage_channels[s], method.removeprefix("st_"))
+                for s in self.stages
+            })
+            return
+        stage = self.stages[0]
+        ca, cm = rgb.stage_channels[stage], flow.stage_channels[stage]
+        _drop_after(self.flow, stage)  # the motion tower ends at the fusion point
+        base = method.removesuffix("_pool3d")
+        if base == "conv3d":
+            self.fuse: nn.Module = Conv3dFusion(ca, cm, tuple(conv_init))
+        else:
+            self.fuse = make_spatial_fusion(base, ca, cm, bilinear_dim=bilinear_dim, conv_init=tuple(conv_init))
+        if base.startswith("bilinear"):
+            _drop_after(self.rgb, stage)  # a new classifier on the bilinear vector
+            self.head = nn.Sequential(nn.Dropout(self.rgb.dropout.p), nn.Linear(self.fuse.out_features, self.num_classes))
+
+    def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        x, b, t = _frames(rgb)
+        y, b2, t2 = _frames(flow)
+        if (b, t) != (b2, t2):
+            raise ValueError(f"rgb and flow clips differ: {tuple(rgb.shape)} vs {tuple(flow.shape)}")
+        if self.kind == "late":
+            how = self.method.removeprefix("late_")
+            out = late_combine(self.rgb(x), self.flow(y), how, self.late_weights)
+        elif self.kind == "cross":
+            out = self._cross(x, y)
+        else:
+            stage = self.stages[0]
+            a = self.rgb.forward_to(x, stage)
+            m = self.flow.forward_to(y, stage)
+            if self.kind == "pool3d":
+                if isinstance(self.fuse, Conv3dFusion):
+                    ac, vec = _to_clip(a, b, t)
+                    mc, _ = _to_clip(m, b, t)
+                    f = self.fuse(ac, mc)
+                else:
+                    f, vec = _to_clip(self.fuse(a, m), b, t)
+                f = _back(temporal_max_pool(f), vec)
+                return self.rgb.forward_from(f, stage)  # (B, K): the frames are merged
+            f = self.fuse(a, m)
+            out = self.head(f) if self.head is not None else self.rgb.forward_from(f, stage)
+        return out.reshape(b, t, -1).mean(dim=1)
+
+    def _cross(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from .resnet import STAGES
+
+        a, m = self.rgb.normalize(x), self.flow.normalize(y)
+        for s in STAGES:
+            a = self.rgb._run_stage(s, a)
+            m = self.flow._run_stage(s, m)
+            if s in self.connections:
+                a = self.connections[s](a, m)
+        return a + m  # both towers' class scores, as ST-ResNet averages them
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def fusion_spec(rgb_spec: dict, flow_spec: dict, method: str, position: str, *, bilinear_dim: int = 64,
+                conv_init=(1.0, 1.0), late_weights=(1.0, 1.0), dropout: float | None = None) -> dict:
+    """The ``spec`` a fused checkpoint stores; ``build_fusion(spec)`` rebuilds the network."""
+    return {
+        "kind": "fusion", "method": method, "position": position, "rgb": dict(rgb_spec),
+        "flow": dict(flow_spec), "bilinear_dim": int(bilinear_dim), "conv_init": [float(w) for w in conv_init],
+        "late_weights": [float(w) for w in late_weights], "dropout": None if dropout is None else float(dropout),
+    }
+
+
+def build_fusion(spec: dict) -> FusionNet:
+    """Rebuild a fused network from its spec (weights are not loaded)."""
+    from .streams import build_stream
+
+    net = FusionNet(
+        build_stream(spec["rgb"]), build_stream(spec["flow"]), spec["method"], spec["position"],
+        bilinear_dim=spec.get("bilinear_dim", 64), conv_init=tuple(spec.get("conv_init", (1.0, 1.0))),
+        late_weights=tuple(spec.get("late_weights", (1.0, 1.0))), dropout=spec.get("dropout"),
+    )
+    net.spec = dict(spec)
+    return net
+
+
+def fuse_streams(rgb: nn.Module, flow: nn.Module, method: str, position: str, **options) -> FusionNet:
+    """A fused network initialised from two (trained) stream models, with its ``spec``."""
+    net = FusionNet(rgb, flow, method, position, **options)
+    net.spec = fusion_spec(rgb.spec, flow.spec, method, position, **options)
+    return net
+
+
+def _register() -> None:
+    from . import register_model
+
+    register_model("fusion", build_fusion)
+
+
+_register()

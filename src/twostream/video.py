@@ -1,0 +1,213 @@
+"""Reading and writing encoded videos, resizing frames, and the JPEG frame codec.
+
+Decoding goes through OpenCV's FFmpeg backend. A file that cannot give a
+complete video (missing, empty, unreadable, not a video, truncated, corrupt,
+fewer than two frames) raises :class:`twostream.errors.InputError` with a
+one-line message naming the file and the problem.
+
+Frames travel as OpenCV gives them (BGR, uint8) until they are stored; the
+stores convert to RGB (raw codec) or encode BGR to JPEG (which decodes to BGR,
+and readers flip it to RGB).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".ogv")
+
+# The least number of frames a usable video has (optical flow needs a pair).
+MIN_FRAMES = 2
+
+
+def is_video_name(name: str | os.PathLike) -> bool:
+    return Path(name).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) after scaling so the shorter side is ``short_side`` (0 keeps the size)."""
+    if short_side <= 0 or min(width, height) == short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    if width <= height:
+        return short_side, max(1, int(round(height * scale)))
+    return max(1, int(round(width * scale))), short_side
+
+
+def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
+    """Scale ``frame`` (H, W, C) so its shorter side is ``short_side``.
+
+    Area interpolation when shrinking (no aliasing), bilinear when enlarging.
+    """
+    h, w = frame.shape[:2]
+    size = target_size(w, h, short_side)
+    if size == (w, h):
+        return frame
+    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
+    return cv2.resize(frame, size, interpolation=interp)
+
+
+def check_readable(path: str | os.PathLike) -> Path:
+    """Fail with a one-line error unless ``path`` is a non-empty, readable file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: unreadable: is a directory, not a video file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as e:
+        raise InputError(f"{path}: unreadable ({e.strerror or e})") from None
+    if size == 0:
+        raise InputError(f"{path}: empty file (0 bytes), not a video")
+    return path
+
+
+@dataclass
+class Decoded:
+    """A decoded video: its frames (uint8 BGR, (H, W, 3) each, after resizing).
+
+    ``frames`` is a list from :func:`decode_video` (no large copy: the decode stage
+    streams the frames into its writer) and one (n, H, W, 3) array from :func:`read_video`.
+    """
+
+    frames: list[np.ndarray] | np.ndarray
+    fps: float
+    source_size: tuple[int, int]  # (width, height) as encoded
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+
+def decode_video(path: str | os.PathLike, short_side: int = 0, max_missing_frames: int = 0) -> Decoded:
+    """Decode every frame of ``path`` and resize it (shorter side ``short_side``; 0 keeps).
+
+    A video is rejected (InputError) when FFmpeg cannot open it, when it gives
+    fewer than ``MIN_FRAMES`` frames, when its frame size changes mid-stream, or
+    when it gives more than ``max_missing_frames`` fewer frames than its container
+    declares (truncated or corrupt data).
+    """
+    path = check_readable(path)
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            short = _riff_shortfall(path)
+            if short:
+                raise InputError(f"{path}: truncated: {short}; FFmpeg cannot open it")
+            raise InputError(f"{path}: not a decodable video (FFmpeg cannot open it: corrupt or not a video file)")
+        declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        frames: list[np.ndarray] = []
+        src = None
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if src is None:
+                src = frame.shape
+            elif frame.shape != src:
+                raise InputError(
+                    f"{path}: frame size changes mid-video ({src[1]}x{src[0]} -> {frame.shape[1]}x{frame.shape[0]} "
+                    f"at frame {len(frames)})"
+                )
+            frames.append(resize_short_side(frame, short_side))
+    finally:
+        cap.release()
+    n = len(frames)
+    if n == 0:
+        raise InputError(f"{path}: no decodable frames (corrupt or not a video file)")
+    if n < MIN_FRAMES:
+        raise InputError(
+            f"{path}: only {n} frame decodes (a still image, or a corrupt video); need at least {MIN_FRAMES}"
+        )
+    # Containers that know their length (AVI, MP4) declare it; FFmpeg reports
+    # junk (negative or huge) for streams that do not.
+    if 0 < declared < 1e7 and n < int(round(declared)) - max_missing_frames:
+        raise InputError(
+            f"{path}: truncated or corrupt: decoded {n} of the {int(round(declared))} frames its container declares"
+        )
+    return Decoded(frames, fps, (int(src[1]), int(src[0])))
+
+
+def read_video(path: str | os.PathLike, short_side: int = 0, max_missing_frames: int = 0) -> Decoded:
+    """:func:`decode_video` with the frames stacked into one (n, H, W, 3) BGR array."""
+    d = decode_video(path, short_side, max_missing_frames)
+    return Decoded(np.stack(d.frames), d.fps, d.source_size)
+
+
+def _riff_shortfall(path: Path) -> str:
+    """For a RIFF (AVI) file shorter than its header says: a description, else ''."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF":
+        return ""
+    declared = int.from_bytes(head[4:8], "little") + 8
+    size = path.stat().st_size
+    return f"file has {size} of the {declared} bytes its AVI header declares" if size < declared else ""
+
+
+def video_frame_count(path: str | os.PathLike) -> int:
+    """Frames that decode from ``path`` (a full decode; no resizing)."""
+    return decode_video(path).n_frames
+
+
+def encode_jpeg(frame_bgr: np.ndarray, quality: int) -> np.ndarray:
+    """One BGR frame to JPEG bytes (uint8 1-D array)."""
+    ok, buf = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
+        raise InputError(f"cannot JPEG-encode a frame of shape {frame_bgr.shape}")
+    return buf.reshape(-1)
+
+
+def decode_jpeg(buf: np.ndarray) -> np.ndarray:
+    """JPEG bytes to a BGR frame."""
+    img = cv2.imdecode(np.asarray(buf, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError("bytes are not a decodable JPEG")
+    return img
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames_rgb: Iterable[np.ndarray] | np.ndarray,
+    fps: float = 25.0,
+    fourcc: str = "XVID",
+    params: Sequence[int] = (),
+) -> Path:
+    """Encode RGB uint8 frames (H, W, 3) into ``path`` with OpenCV's VideoWriter (FFmpeg).
+
+    ``fourcc``: ``XVID`` (MPEG-4 Part 2 in .avi, as UCF101), ``MJPG``, ``FFV1``
+    (lossless), ``mp4v``... ``params``: extra VideoWriter properties
+    (``[cv2.VIDEOWRITER_PROP_QUALITY, 95, ...]``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    try:
+        for frame in frames_rgb:
+            frame = np.asarray(frame, dtype=np.uint8)
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(
+                    str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h), list(params)
+                )
+                if not writer.isOpened():
+                    raise InputError(f"{path}: OpenCV cannot open a {fourcc} video writer for this file")
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    finally:
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise InputError(f"{path}: no frames to write")
+    return path

@@ -1,0 +1,447 @@
+"""Do the visualizations tell the truth? Checks against the synthetic dataset's known causes.
+
+The class units of a trained model are visualized and the optimised inputs are
+compared with the factors that generated each class (``classes.csv`` of the
+synthetic dataset: group, colour, direction, moving and still colour):
+
+* **gate** - a run counts only if the optimised input reaches class probability
+  >= ``min_prob`` and carries real signal (mean of the top-10% flow magnitudes >=
+  ``min_flow`` px/frame; image standard deviation >= ``min_image_std``); otherwise
+  it is *inconclusive*, never a pass;
+* **direction** - the mean flow over the top-10% magnitude vectors points the
+  class's way (sign of its projection on the class direction; size is not judged);
+* **colour** - the hue of the mean colour shift from grey is nearer the class's hue
+  than any other class's;
+* **colocation** - the moving colour sits where the flow is: the correlation between
+  a moving-colour map and the flow magnitude map is >= ``min_corr`` and exceeds
+  the same correlation for the still colour by >= ``min_corr_gap``;
+* **temporal** - the relative temporal variation of the optimised flow falls as the
+  temporal weight rises, with the direction unchanged.
+
+A check passes for a model when it passes on >= ``min_pass_rate`` of its runs
+(classes x seeds x penalty settings). The functions below take plain arrays so
+they are unit-tested on hand-built models; ``run_checks`` drives a trained model.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import InputError
+from . import regularizers as R
+from .objectives import class_logit
+from .params import InputSet, InputSpec
+from .render import Preprocess, Weights, render_vis
+
+CHECKS = ("direction", "colour", "colocation", "temporal")
+GROUPS = ("appearance", "motion", "spatiotemporal")
+
+# ---- class factors ----------------------------------------------------------------
+
+
+@dataclass
+class ClassFactors:
+    """The generating factors of one synthetic class (colours RGB in [0, 1])."""
+
+    label: int
+    name: str
+    group: str
+    colour: tuple[float, float, float] | None = None  # the colour that defines the class
+    direction: tuple[float, float] | None = None  # unit vector, x right, y down
+    moving_colour: tuple[float, float, float] | None = None
+    still_colour: tuple[float, float, float] | None = None
+
+
+_DIRECTIONS = {
+    "right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0),
+}
+
+
+def _parse_colour(v, where: str) -> tuple[float, float, float] | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+        return None
+    if isinstance(v, str):
+        s = v.strip().lstrip("#")
+        if len(s) == 6 and all(c in "0123456789abcdefABCDEF" for c in s):
+            vals = [int(s[i : i + 2], 16) for i in (0, 2, 4)]
+        else:
+            try:
+                vals = [float(t) for t in s.replace(";", " ").replace(",", " ").replace("(", " ").replace(")", " ").split()]
+            except ValueError:
+                raise InputError(f"{where}: colour {v!r} is not R G B or #rrggbb") from None
+    else:
+        vals = list(v)
+    if len(vals) != 3:
+        raise InputError(f"{where}: colour {v!r} needs 3 components")
+    arr = np.asarray(vals, dtype=float)
+    if arr.max() > 1.0:
+        arr = arr / 255.0
+    return tuple(float(c) for c in arr)
+
+
+def _parse_direction(v, where: str) -> tuple[float, float] | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+        return None
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in _DIRECTIONS:
+            return _DIRECTIONS[s]
+        if s in ("none", "still", "static"):
+            return None
+        try:
+            parts = [float(t) for t in s.replace(",", " ").replace(";", " ").split()]
+        except ValueError:
+            raise InputError(f"{where}: direction {v!r} is not a name, an angle or dx dy") from None
+    elif isinstance(v, (int, float)):
+        parts = [float(v)]
+    else:
+        parts = [float(t) for t in v]
+    if len(parts) == 1:  # angle in degrees, 0 = right, 90 = down (image y axis)
+        a = math.radians(parts[0])
+        return (math.cos(a), math.sin(a))
+    if len(parts) == 2:
+        n = math.hypot(*parts)
+        if n == 0:
+            return None
+        return (parts[0] / n, parts[1] / n)
+    raise InputError(f"{where}: direction {v!r} is not a name, an angle or dx dy")
+
+
+def read_classes(path: str | Path) -> list[ClassFactors]:
+    """Read ``classes.csv`` (label, name/class_name, group, colour, direction, moving_colour, still_colour)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: classes file not found")
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001
+        raise InputError(f"{path}: not a readable CSV ({e})") from None
+    name_col = "class_name" if "class_name" in df else "name"
+    for col in ("label", name_col, "group"):
+        if col not in df:
+            raise InputError(f"{path}: lacks column {col!r}")
+    out = []
+    for i, row in df.iterrows():
+        where = f"{path} row {i + 2}"
+        r = row.to_dict()
+        out.append(
+            ClassFactors(
+                label=int(r["label"]),
+                name=str(r[name_col]),
+                group=str(r["group"]),
+                colour=_parse_colour(r.get("colour", r.get("color")), where),
+                direction=_parse_direction(r.get("direction"), where),
+                moving_colour=_parse_colour(r.get("moving_colour", r.get("moving_color")), where),
+                still_colour=_parse_colour(r.get("still_colour", r.get("still_color")), where),
+            )
+        )
+    return out
+
+
+# ---- measures of one optimised input ------------------------------------------------
+
+
+def top_flow(flow: np.ndarray, frac: float = 0.1) -> tuple[float, np.ndarray]:
+    """(mean magnitude, mean vector) of the top ``frac`` flow vectors by magnitude.
+
+    ``flow``: (L, H, W, 2) or (H, W, 2) in px/frame.
+    """
+    v = np.asarray(flow, dtype=np.float64).reshape(-1, 2)
+    mag = np.hypot(v[:, 0], v[:, 1])
+    k = max(1, int(round(frac * len(mag))))
+    idx = np.argpartition(mag, len(mag) - k)[len(mag) - k :]
+    return float(mag[idx].mean()), v[idx].mean(0)
+
+
+def hue_of(rgb: Sequence[float]) -> float | None:
+    """Hue (0..1) of an RGB vector, None when it has no chroma."""
+    r, g, b = (float(c) for c in rgb)
+    lo = min(r, g, b)
+    r, g, b = r - lo, g - lo, b - lo  # shift so the colour is a non-negative chroma
+    if max(r, g, b) < 1e-6:
+        return None
+    return colorsys.rgb_to_hsv(r, g, b)[0]
+
+
+def hue_distance(a: float, b: float) -> float:
+    d = abs(a - b) % 1.0
+    return min(d, 1.0 - d)
+
+
+def colour_shift_hue(image: np.ndarray) -> float | None:
+    """Hue of the mean colour shift from grey of an image (H, W, 3) in [0, 1]."""
+    shift = np.asarray(image, dtype=np.float64).reshape(-1, 3).mean(0) - 0.5
+    return hue_of(shift)
+
+
+def nearest_colour(image: np.ndarray, colours: dict[int, tuple[float, float, float]]) -> int | None:
+    """The label whose colour's hue is nearest the image's colour-shift hue."""
+    h = colour_shift_hue(image)
+    if h is None:
+        return None
+    best, dist = None, 2.0
+    for label, c in colours.items():
+        hc = hue_of(c)
+        if hc is None:
+            continue
+        d = hue_distance(h, hc)
+        if d < dist:
+            best, dist = label, d
+    return best
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.ravel() - a.mean()
+    b = b.ravel() - b.mean()
+    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], still: Sequence[float]) -> tuple[float, float]:
+    """(corr(moving-colour map, |flow|), corr(still-colour map, |flow|)).
+
+    A colour map is minus the distance of each pixel to the colour; |flow| is the
+    mean over the L fields of the per-pixel flow magnitude.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    f = np.asarray(flow, dtype=np.float64)
+    if f.ndim == 3:
+        f = f[None]
+    mag = np.hypot(f[..., 0], f[..., 1]).mean(0)
+    m = -np.linalg.norm(img - np.asarray(moving, dtype=float), axis=-1)
+    s = -np.linalg.norm(img - np.asarray(still, dtype=float), axis=-1)
+    return _corr(m, mag), _corr(s, mag)
+
+
+@dataclass
+class Thresholds:
+    min_prob: float = 0.9
+    min_flow: float = 0.3  # px/frame, mean of the top-10% magnitudes
+    min_image_std: float = 0.02
+    min_corr: float = 0.2
+    min_corr_gap: float = 0.2
+    min_pass_rate: float = 0.8
+
+
+# ---- judging one run -------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """One run of one check: ``status`` is 'pass', 'fail' or 'inconclusive'."""
+
+    check: str
+    label: int
+    seed: int
+    setting: int
+    status: str
+    detail: dict = field(default_factory=dict)
+
+
+def gate(prob: float | None, rgb: np.ndarray | None, flow: np.ndarray | None, th: Thresholds) -> tuple[bool, dict]:
+    """Does the optimised input count? (class probability and real signal in every input)."""
+    d: dict = {"prob": float("nan") if prob is None else float(prob)}
+    ok = prob is not None and prob >= th.min_prob
+    if flow is not None:
+        d["flow_top"], _ = top_flow(flow)
+        ok = ok and d["flow_top"] >= th.min_flow
+    if rgb is not None:
+        d["image_std"] = float(np.asarray(rgb).std())
+        ok = ok and d["image_std"] >= th.min_image_std
+    return bool(ok), d
+
+
+def judge_direction(flow: np.ndarray, direction: Sequence[float]) -> tuple[bool, dict]:
+    _, v = top_flow(flow)
+    proj = float(np.dot(v, np.asarray(direction, dtype=float)))
+    return proj > 0, {"mean_dx": float(v[0]), "mean_dy": float(v[1]), "projection": proj}
+
+
+def judge_colour(rgb: np.ndarray, label: int, colours: dict[int, tuple[float, float, float]]) -> tuple[bool, dict]:
+    best = nearest_colour(rgb, colours)
+    h = colour_shift_hue(rgb)
+    return best == label, {"hue": float("nan") if h is None else h, "nearest": -1 if best is None else best}
+
+
+def judge_colocation(rgb, flow, moving, still, th: Thresholds) -> tuple[bool, dict]:
+    cm, cs = colocation(rgb, flow, moving, still)
+    ok = cm >= th.min_corr and cm - cs >= th.min_corr_gap
+    return bool(ok), {"corr_moving": cm, "corr_still": cs}
+
+
+def judge_temporal(flows: Sequence[np.ndarray], direction: Sequence[float] | None) -> tuple[bool, dict]:
+    """Relative temporal variation falls with the weight (flows ordered by rising weight)
+    and the direction of motion is the same at every weight."""
+    rel = [R.relative_temporal_variation(f) for f in flows]
+    falls = all(b < a for a, b in zip(rel, rel[1:]))
+    vecs = [top_flow(f)[1] for f in flows]
+    ref = np.asarray(direction, dtype=float) if direction is not None else vecs[-1]
+    same = all(float(np.dot(v, ref)) > 0 for v in vecs)
+    return bool(falls and same), {"rel_temporal": rel}
+
+
+# ---- driving a model -------------------------------------------------------------------
+
+
+@dataclass
+class VerifySettings:
+    seeds: Sequence[int] = (0, 1, 2, 3, 4)
+    penalties: Sequence[dict] = ({"l2_rgb": 1.0, "tv_rgb": 1.0, "l2_flow": 1.0, "tv_flow": 1.0, "temporal": 1.0},
+                                 {"l2_rgb": 10.0, "tv_rgb": 10.0, "l2_flow": 10.0, "tv_flow": 10.0, "temporal": 10.0})
+    temporal_weights: Sequence[float] = (0.0, 1.0, 10.0, 100.0)
+    steps: int = 150
+    lr: float = 0.05
+    jitter: int = 3
+    size: tuple[int, int] = (64, 64)
+    flow_frames: int = 10
+    parametrization: str = "pixel"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+def applicable_checks(modalities: Sequence[str], group: str, fused: bool) -> list[str]:
+    """Which checks a class of ``group`` gets on a model taking ``modalities``."""
+    has_rgb, has_flow = "rgb" in modalities, "flow" in modalities
+    out = []
+    if group == "appearance" and has_rgb:
+        out.append("colour")
+    if group in ("motion", "spatiotemporal") and has_flow:
+        out.append("direction")
+    if group == "spatiotemporal" and fused and has_rgb and has_flow:
+        out.append("colocation")
+    return out
+
+
+def _spec_for(modalities: Sequence[str], flow_frames: int) -> InputSpec:
+    kinds = tuple(modalities)
+    chans = tuple(3 if m == "rgb" else 2 * int(flow_frames) for m in kinds)
+    return InputSpec(kinds, kinds, chans)
+
+
+def render_classes(
+    model: torch.nn.Module,
+    modalities: Sequence[str],
+    labels: Sequence[int],
+    seeds: Sequence[int],
+    weights: Sequence[dict],
+    s: VerifySettings,
+    preprocess: Preprocess,
+    jitter_seed: int = 0,
+):
+    """Visualize class units in one batch: sample i maximises the logit of ``labels[i]``
+    from seed ``seeds[i]`` with penalty weights ``weights[i]``."""
+    spec = _spec_for(modalities, s.flow_frames)
+    inputs = InputSet(spec, s.size, list(seeds), s.parametrization)
+    keys = ("l2_rgb", "tv_rgb", "l2_flow", "tv_flow", "temporal")
+    w = Weights(**{k: [float(wi.get(k, 0.0)) for wi in weights] for k in keys})
+    return render_vis(model, class_logit(list(labels)), inputs, w, s.steps, s.lr, s.jitter, jitter_seed, preprocess)
+
+
+def run_checks(
+    model: torch.nn.Module,
+    modalities: Sequence[str],
+    classes: Sequence[ClassFactors],
+    s: VerifySettings,
+    fused: bool,
+    preprocess: Preprocess | None = None,
+    checks: Sequence[str] = CHECKS,
+) -> list[RunResult]:
+    """Run every applicable check on ``model``'s class units; one RunResult per run."""
+    pre = preprocess or Preprocess()
+    th = s.thresholds
+    colours = {c.label: c.colour for c in classes if c.colour is not None}
+    jobs = []  # (label, seed, setting index, weights)
+    for c in classes:
+        if not set(applicable_checks(modalities, c.group, fused)) & set(checks):
+            continue
+        for si, pen in enumerate(s.penalties):
+            for seed in s.seeds:
+                jobs.append((c, seed, si, dict(pen)))
+    results: list[RunResult] = []
+    by_label = {c.label: c for c in classes}
+    if jobs:
+        r = render_classes(model, modalities, [j[0].label for j in jobs], [j[1] for j in jobs],
+                           [j[3] for j in jobs], s, pre)
+        for i, (c, seed, si, _) in enumerate(jobs):
+            rgb = r.inputs.get("rgb", [None] * len(jobs))[i]
+            flow = r.inputs.get("flow", [None] * len(jobs))[i]
+            prob = None if r.probabilities is None else float(r.probabilities[i, c.label])
+            ok_gate, gd = gate(prob, rgb, flow, th)
+            for check in applicable_checks(modalities, c.group, fused):
+                if check not in checks:
+                    continue
+                if check == "colour":
+                    if c.colour is None:
+                        continue
+                    ok, d = judge_colour(rgb, c.label, colours)
+                elif check == "direction":
+                    if c.direction is None:
+                        continue
+                    ok, d = judge_direction(flow, c.direction)
+                else:
+                    if c.moving_colour is None or c.still_colour is None:
+                        continue
+                    ok, d = judge_colocation(rgb, flow, c.moving_colour, c.still_colour, th)
+                status = "inconclusive" if not ok_gate else ("pass" if ok else "fail")
+                results.append(RunResult(check, c.label, int(seed), si, status, {**gd, **d}))
+    if "temporal" in checks and "flow" in modalities:
+        results += _temporal_runs(model, modalities, classes, by_label, s, pre, fused)
+    return results
+
+
+def _temporal_runs(model, modalities, classes, by_label, s: VerifySettings, pre, fused) -> list[RunResult]:
+    """One run = one (seed, penalty setting) at every temporal weight, for one motion class."""
+    movers = [c for c in classes if c.direction is not None and "direction" in applicable_checks(modalities, c.group, fused)]
+    if not movers:
+        return []
+    c = movers[0]
+    labels, seeds, weights, keys = [], [], [], []
+    for si, pen in enumerate(s.penalties):
+        for seed in s.seeds:
+            for tw in s.temporal_weights:
+                labels.append(c.label)
+                seeds.append(seed)
+                weights.append({**pen, "temporal": float(tw)})
+                keys.append((si, seed))
+    r = render_classes(model, modalities, labels, seeds, weights, s, pre)
+    out = []
+    n = len(s.temporal_weights)
+    for j in range(0, len(labels), n):
+        si, seed = keys[j]
+        flows = [r.inputs["flow"][j + k] for k in range(n)]
+        rgbs = [r.inputs["rgb"][j + k] if "rgb" in r.inputs else None for k in range(n)]
+        gates = [gate(None if r.probabilities is None else float(r.probabilities[j + k, c.label]), rgbs[k], flows[k],
+                      s.thresholds) for k in range(n)]
+        ok, d = judge_temporal(flows, c.direction)
+        d["magnitude"] = [R.flow_magnitude(f) for f in flows]
+        status = "inconclusive" if not all(g[0] for g in gates) else ("pass" if ok else "fail")
+        out.append(RunResult("temporal", c.label, int(seed), si, status, d))
+    return out
+
+
+def summarise(results: Sequence[RunResult], model: str, min_pass_rate: float = 0.8,
+              expected: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per check: runs, passes, inconclusive, pass_rate, pass (+ expected, as_expected)."""
+    expected = expected or {}
+    rows = []
+    for check in CHECKS:
+        rs = [r for r in results if r.check == check]
+        if not rs:
+            continue
+        passes = sum(r.status == "pass" for r in rs)
+        inc = sum(r.status == "inconclusive" for r in rs)
+        rate = passes / len(rs)
+        ok = rate >= min_pass_rate
+        exp = expected.get(check, "pass")
+        rows.append(dict(model=model, check=check, runs=len(rs), passes=passes, inconclusive=inc,
+                         pass_rate=round(rate, 4), **{"pass": ok}, expected=exp,
+                         as_expected=(ok == (exp == "pass"))))
+    return pd.DataFrame(rows, columns=["model", "check", "runs", "passes", "inconclusive", "pass_rate", "pass",
+                                       "expected", "as_expected"])

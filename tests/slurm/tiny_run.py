@@ -1,0 +1,182 @@
+"""One real run of the tiny workflow (config/test.yaml), shared by test_rerun.py
+and test_slurm.py, plus helpers to run Snakemake and compare result trees.
+
+The run happens once per pytest process, in a temporary copy of the project
+(workflow/, config/, src/), so the tests never touch the checkout's results/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+REPO = Path(os.environ.get("TWOSTREAM_TEST_REPO", Path(__file__).resolve().parents[2]))
+CONFIG = "config/test.yaml"
+COPIED = ("workflow", "config", "src")
+# Floats may differ in the last bits between runs with another thread layout.
+RTOL, ATOL = 1e-5, 1e-6
+
+_finished: dict[str, Path] = {}
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the parts of the project a run needs into dest (mtimes preserved)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
+    for name in COPIED:
+        shutil.copytree(REPO / name, dest / name, ignore=ignore, dirs_exist_ok=True)
+    return dest
+
+
+def env() -> dict[str, str]:
+    """Environment for Snakemake: this interpreter's bin first, modest threads."""
+    e = dict(os.environ)
+    e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
+    e.setdefault("OMP_NUM_THREADS", "1")
+    e.pop("SLURM_CONF", None)
+    return e
+
+
+def snakemake(
+    workdir: Path,
+    *args: str,
+    configfiles: tuple[str | Path, ...] = (),
+    timeout: float = 900,
+    check: bool = True,
+):
+    """Run `snakemake --configfile config/test.yaml [CONFIGFILES] ARGS` in workdir
+    (later config files override earlier ones key by key); on failure raise
+    AssertionError with the end of its output."""
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", CONFIG, *map(str, configfiles), *args]
+    proc = subprocess.run(
+        cmd,
+        cwd=workdir,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        out = (proc.stdout + proc.stderr)[-6000:]
+        raise AssertionError(f"{' '.join(cmd[2:])} failed ({proc.returncode}) in {workdir}:\n{out}")
+    return proc
+
+
+def finished_run(tmp_path_factory) -> Path:
+    """The tiny workflow run for real, locally, once per pytest process."""
+    if "local" not in _finished:
+        work = copy_project(tmp_path_factory.mktemp("tiny-local"))
+        snakemake(work, "--cores", "2")
+        _finished["local"] = work
+    return _finished["local"]
+
+
+_JOB_HEAD = re.compile(r"^(?:local)?rule (\w+):$")
+
+
+def scheduled(workdir: Path, *args: str, configfiles=()) -> list[dict]:
+    """Jobs a dry run would execute: [{rule, output: [paths], reason}], without
+    the `all` target job.  Empty when nothing is to be done."""
+    proc = snakemake(workdir, "--dry-run", *args, configfiles=configfiles)
+    jobs, job = [], None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = _JOB_HEAD.match(line)
+        if m:
+            job = {"rule": m.group(1), "output": [], "reason": ""}
+            jobs.append(job)
+        elif job is not None and line.startswith("    output: "):
+            job["output"] = line.split(": ", 1)[1].split(", ")
+        elif job is not None and line.startswith("    reason: "):
+            job["reason"] = line.split(": ", 1)[1]
+        elif not line.startswith("    "):
+            job = None
+    return [j for j in jobs if j["rule"] != "all"]
+
+
+def scheduled_rules(workdir: Path, *args: str, configfiles=()) -> dict[str, int]:
+    """{rule: number of jobs} of a dry run (without the `all` target)."""
+    counts: dict[str, int] = {}
+    for job in scheduled(workdir, *args, configfiles=configfiles):
+        counts[job["rule"]] = counts.get(job["rule"], 0) + 1
+    return counts
+
+
+def summary(workdir: Path, *args: str, configfiles=()) -> pd.DataFrame:
+    """`snakemake --summary` as a table (output_file, date, rule, ..., status, plan)."""
+    proc = snakemake(workdir, "--summary", *args, configfiles=configfiles)
+    lines = [ln for ln in proc.stdout.splitlines() if "\t" in ln]
+    rows = [ln.split("\t") for ln in lines]
+    return pd.DataFrame(rows[1:], columns=rows[0])
+
+
+# --- comparing two result trees --------------------------------------------------
+
+COMPARED = (".h5", ".csv", ".json")
+
+
+def _h5_datasets(path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    with h5py.File(path, "r") as f:
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+
+        f.visititems(visit)
+    return out
+
+
+def _same_array(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True))
+    if a.dtype.names:  # compound table: compare field by field
+        return all(_same_array(a[n], b[n]) for n in a.dtype.names)
+    return bool(np.array_equal(a, b))
+
+
+def _same_json(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return bool(np.isclose(a, b, rtol=RTOL, atol=ATOL))
+    return a == b
+
+
+def compare_results(a: Path, b: Path) -> list[str]:
+    """Differences between the HDF5 datasets, CSV tables and JSON files of two
+    result trees (attributes such as provenance timestamps are not compared)."""
+    files_a = {p.relative_to(a) for p in a.rglob("*") if p.suffix in COMPARED}
+    files_b = {p.relative_to(b) for p in b.rglob("*") if p.suffix in COMPARED}
+    problems = [f"only in {a}: {p}" for p in sorted(files_a - files_b)]
+    problems += [f"only in {b}: {p}" for p in sorted(files_b - files_a)]
+    for rel in sorted(files_a & files_b):
+        pa, pb = a / rel, b / rel
+        if rel.suffix == ".h5":
+            da, db = _h5_datasets(pa), _h5_datasets(pb)
+            if da.keys() != db.keys():
+                problems.append(f"{rel}: datasets {sorted(da)} != {sorted(db)}")
+            problems += [f"{rel}:/{k} differs" for k in sorted(da.keys() & db.keys()) if not _same_array(da[k], db[k])]
+        elif rel.suffix == ".csv":
+            ta, tb = pd.read_csv(pa), pd.read_csv(pb)
+            try:
+                pd.testing.assert_frame_equal(ta, tb, check_exact=False, rtol=RTOL, atol=ATOL)
+            except AssertionError as e:
+                problems.append(f"{rel}: {str(e).splitlines()[0]}")
+        else:
+            if not _same_json(json.loads(pa.read_text()), json.loads(pb.read_text())):
+                problems.append(f"{rel}: contents differ")
+    return problems

@@ -1,0 +1,234 @@
+"""Fusion layers and fused two-stream networks: shapes, exact init identities, errors."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from twostream.config import ConfigError
+from twostream.models import build_model, stream_model
+from twostream.models.fusion import (
+    BilinearFusion, ConcatFusion, Conv3dFusion, CrossConnection, FusionNet, MaxFusion, SumFusion,
+    count_parameters, fuse_streams, known_methods, late_combine, parse_position, temporal_max_pool,
+)
+
+torch.set_num_threads(1)
+K, L = 5, 2
+
+
+@pytest.fixture(scope="module")
+def streams():
+    torch.manual_seed(0)
+    rgb = stream_model("rgb", K, arch="small", flow_length=L, dropout=0.5)
+    flow = stream_model("flow", K, arch="small", flow_length=L, dropout=0.5)
+    # non-trivial BN statistics, so identities are not satisfied by accident
+    for m in (rgb, flow):
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+                mod.bias.data.uniform_(-0.1, 0.3)
+    return rgb.eval(), flow.eval()
+
+
+def clip(b=2, t=3, size=32):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(b, t, 3, size, size, generator=g), torch.randn(b, t, 2 * L, size, size, generator=g)
+
+
+def net(streams, method, position, **kw):
+    rgb, flow = streams
+    return fuse_streams(copy.deepcopy(rgb), copy.deepcopy(flow), method, position, **kw).eval()
+
+
+def test_sum_max_layers():
+    a, m = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
+    torch.testing.assert_close(SumFusion()(a, m), a + m)
+    out = MaxFusion()(a, m)
+    assert torch.equal(out, torch.where(a > m, a, m))
+    with pytest.raises(ValueError, match="equal shapes"):
+        SumFusion()(a, m[:, :3])
+
+
+def test_conv_fusion_initialised_as_sum_layer_and_vectors():
+    a, m = torch.randn(2, 6, 5, 5), torch.randn(2, 6, 5, 5)
+    conv = ConcatFusion(6, 6, init="sum")
+    torch.testing.assert_close(conv(a, m), a + m)
+    torch.testing.assert_close(conv(a[:, :, 0, 0], m[:, :, 0, 0]), a[:, :, 0, 0] + m[:, :, 0, 0])
+    weighted = ConcatFusion(6, 6, init="sum", weights=(0.25, 0.75))
+    torch.testing.assert_close(weighted(a, m), 0.25 * a + 0.75 * m)
+    cat = ConcatFusion(6, 4, init="random")
+    assert cat(a, m[:, :4]).shape == (2, 6, 5, 5)
+    with pytest.raises(ValueError, match="equal channels"):
+        ConcatFusion(6, 4, init="sum")
+
+
+def test_bilinear_dims_and_value():
+    a, m = torch.rand(2, 3, 4, 4), torch.rand(2, 5, 4, 4)
+    full = BilinearFusion(3, 5)
+    y = full(a, m)
+    assert y.shape == (2, 15) and full.out_features == 15
+    # by hand: mean over locations of the outer product, signed sqrt, L2 normalised
+    ref = torch.einsum("bchw,bdhw->bcd", a, m).flatten(1) / 16
+    ref = ref.sqrt()
+    torch.testing.assert_close(y, ref / ref.norm(dim=1, keepdim=True), atol=1e-5, rtol=1e-4)
+    reduced = BilinearFusion(3, 5, dim=2)
+    assert reduced(a, m).shape == (2, 4) and reduced.out_features == 4
+    torch.testing.assert_close(reduced(a, m).norm(dim=1), torch.ones(2))
+
+
+def test_cross_connections_are_identity_at_init_and_learnable():
+    a, m = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 3, 3)
+    for kind in ("add", "mul"):
+        c = CrossConnection(4, 6, kind)
+        torch.testing.assert_close(c(a, m), a)
+        with torch.no_grad():
+            c.g.bias.fill_(1.0)
+        torch.testing.assert_close(c(a, m), a + 1 if kind == "add" else 2 * a)
+
+
+def test_conv3d_fusion_on_static_frames_equals_sum():
+    a = torch.randn(2, 4, 1, 5, 5).repeat(1, 1, 3, 1, 1)
+    m = torch.randn(2, 4, 1, 5, 5).repeat(1, 1, 3, 1, 1)
+    torch.testing.assert_close(Conv3dFusion(4, 4)(a, m), a + m)
+
+
+def test_temporal_max_pool():
+    x = torch.randn(2, 3, 4, 6, 6)
+    out = temporal_max_pool(x)
+    assert out.shape == (2, 3, 6, 6)
+    ref = F.max_pool2d(x.amax(dim=2), 3, 1, 1)
+    torch.testing.assert_close(out, ref)
+
+
+def test_late_combine_formulas():
+    la, lm = torch.randn(3, K), torch.randn(3, K)
+    pa, pm = la.softmax(-1), lm.softmax(-1)
+    torch.testing.assert_close(late_combine(la, lm, "mean").exp(), (pa + pm) / 2)
+    torch.testing.assert_close(late_combine(la, lm, "weighted", (1.0, 3.0)).exp(), (pa + 3 * pm) / 4)
+    torch.testing.assert_close(late_combine(la, lm, "weighted", (1.0, 0.0)).exp(), pa)
+    g = (pa * pm).sqrt()
+    torch.testing.assert_close(late_combine(la, lm, "geometric").exp(), g / g.sum(-1, keepdim=True))
+    with pytest.raises(ConfigError, match="late_weights"):
+        late_combine(la, lm, "weighted", (-1.0, 1.0))
+
+
+@pytest.mark.parametrize("position", ["conv1", "res3", "res5", "pool"])
+def test_conv_fusion_net_equals_sum_fusion_net_at_init(streams, position):
+    rgb, flow = clip()
+    torch.testing.assert_close(net(streams, "conv", position)(rgb, flow), net(streams, "sum", position)(rgb, flow))
+
+
+def test_sum_fusion_net_by_hand(streams):
+    rgb, flow = clip()
+    r, f = streams
+    out = net(streams, "sum", "res3")(rgb, flow)
+    x, y = rgb.flatten(0, 1), flow.flatten(0, 1)
+    ref = r.forward_from(r.forward_to(x, "res3") + f.forward_to(y, "res3"), "res3")
+    torch.testing.assert_close(out, ref.reshape(2, 3, K).mean(1))
+
+
+@pytest.mark.parametrize("method", ["st_add", "st_mul"])
+def test_cross_stream_net_at_init_equals_sum_of_stream_scores(streams, method):
+    rgb, flow = clip()
+    r, f = streams
+    out = net(streams, method, "res4+res2")(rgb, flow)
+    ref = (r(rgb.flatten(0, 1)) + f(flow.flatten(0, 1))).reshape(2, 3, K).mean(1)
+    torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize("how", ["mean", "weighted", "geometric"])
+def test_late_fusion_net(streams, how):
+    rgb, flow = clip()
+    r, f = streams
+    n = net(streams, f"late_{how}", "softmax", late_weights=(1.0, 1.5))
+    out = n(rgb, flow)
+    ref = late_combine(r(rgb.flatten(0, 1)), f(flow.flatten(0, 1)), how, (1.0, 1.5))
+    torch.testing.assert_close(out, ref.reshape(2, 3, K).mean(1))
+    assert count_parameters(n) == count_parameters(r) + count_parameters(f)
+
+
+def test_conv3d_pool3d_equals_sum_pool3d_at_init_on_static_clips(streams):
+    rgb, flow = clip(t=1)
+    rgb, flow = rgb.repeat(1, 4, 1, 1, 1), flow.repeat(1, 4, 1, 1, 1)
+    torch.testing.assert_close(
+        net(streams, "conv3d_pool3d", "res3")(rgb, flow), net(streams, "sum_pool3d", "res3")(rgb, flow)
+    )
+
+
+def test_pool3d_merges_frames(streams):
+    rgb, flow = clip(t=4)
+    n = net(streams, "max_pool3d", "res4")
+    out = n(rgb, flow)
+    assert out.shape == (2, K)
+    # the max over the 4 frames differs from averaging per-frame scores of max fusion
+    assert not torch.allclose(out, net(streams, "max", "res4")(rgb, flow))
+
+
+@pytest.mark.parametrize("method", known_methods())
+def test_every_method_shapes_and_rebuild(streams, method, tmp_path):
+    position = {"late": "softmax", "st": "res2+res3"}.get(method.split("_")[0], "res3")
+    n = net(streams, method, position)
+    rgb, flow = clip()
+    out = n(rgb, flow)
+    assert out.shape == (2, K) and torch.isfinite(out).all()
+    # the checkpoint round trip the evaluate stage uses
+    path = tmp_path / "ckpt.pt"
+    torch.save({"spec": n.spec, "model": n.state_dict()}, path)
+    from twostream.models import load_model
+
+    again, _ = load_model(path)
+    torch.testing.assert_close(again(rgb, flow), out)
+    assert again.modalities == ("rgb", "flow")
+
+
+def test_spatial_fusion_drops_motion_tower_after_fusion_point(streams):
+    r, f = streams
+    n = net(streams, "sum", "res3")
+    motion_kept = sum(
+        p.numel() for name, p in f.named_parameters() if name.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")
+    )
+    assert count_parameters(n) == count_parameters(r) + motion_kept
+    conv = net(streams, "conv", "res3")
+    c = r.stage_channels["res3"]
+    assert count_parameters(conv) == count_parameters(n) + 2 * c * c + c
+
+
+def test_4d_input_is_one_frame(streams):
+    rgb, flow = clip(t=1)
+    n = net(streams, "conv", "res2")
+    torch.testing.assert_close(n(rgb[:, 0], flow[:, 0]), n(rgb, flow))
+
+
+@pytest.mark.parametrize(
+    "method,position,match",
+    [
+        ("avg", "res3", "unknown method 'avg'"),
+        ("conv", "res6", "unknown position 'res6'"),
+        ("conv", "fc", "unknown position 'fc'"),
+        ("conv", "res2+res3", "unknown position 'res2\\+res3'"),
+        ("st_add", "res2+res9", "unknown position 'res9'"),
+        ("st_add", "res2+res2", "repeats"),
+        ("late_mean", "res3", "takes position 'softmax'"),
+    ],
+)
+def test_unknown_method_or_position(method, position, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_position(method, position)
+
+
+def test_unknown_method_in_net_and_mismatched_streams(streams):
+    r, f = streams
+    with pytest.raises(ConfigError, match="unknown method"):
+        FusionNet(copy.deepcopy(r), copy.deepcopy(f), "average", "res3")
+    other = stream_model("flow", K + 1, arch="small", flow_length=L)
+    with pytest.raises(ConfigError, match="disagree on classes"):
+        FusionNet(copy.deepcopy(r), other, "sum", "res3")
+
+
+def test_build_model_knows_fusion_kind(streams):
+    n = net(streams, "sum", "res2")
+    assert isinstance(build_model(n.spec), FusionNet)
+    assert math.isclose(n.spec["conv_init"][0], 1.0)

@@ -1,0 +1,104 @@
+"""Changing one setting reruns exactly what it affects.
+
+Real Snakemake dry runs on the tiny workflow, finished once for real in a
+temporary copy of the project (shared with test_slurm.py).  Settings are changed
+by an extra config file given after config/test.yaml, as a user would with
+`snakemake -n --configfile config/test.yaml my-change.yaml`; code is changed in a
+copy of the finished project.  Snakemake 9's default rerun triggers (mtime,
+params, input, software-env, code) are in force.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent / "slurm"))
+import tiny_run  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# Rules downstream of each stage in the DAG (by the workflow's design).
+PLOT_RULES = {"plots"}
+TABLE_RULES = {"ablation_table"} | PLOT_RULES
+DOWNSTREAM_OF_FLOW = {"flow", "train_stream", "train_fusion", "evaluate", "visualize"} | TABLE_RULES
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    return tiny_run.finished_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def test_config(finished) -> dict:
+    return yaml.safe_load((finished / tiny_run.CONFIG).read_text())
+
+
+def overlay(tmp_path: Path, change: dict) -> Path:
+    path = tmp_path / "change.yaml"
+    path.write_text(yaml.safe_dump(change))
+    return path
+
+
+def rules_of(jobs: list[dict]) -> set[str]:
+    return {j["rule"] for j in jobs}
+
+
+def outputs_of(jobs: list[dict]) -> set[str]:
+    return {o for j in jobs for o in j["output"]}
+
+
+def test_nothing_changed_schedules_nothing(finished):
+    assert tiny_run.scheduled(finished) == []
+    table = tiny_run.summary(finished)
+    assert len(table) > 0
+    assert set(table["plan"]) == {"no update"}, table[table["plan"] != "no update"].to_string()
+
+
+def test_flow_parameter_reruns_flow_and_downstream_not_decoding(finished, test_config, tmp_path):
+    bound = test_config["flow"]["bound"]
+    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"flow": {"bound": bound + 1}})])
+    rules = rules_of(jobs)
+    n_shards = int(test_config["decode"]["shards"])
+    assert sum(j["rule"] == "flow" for j in jobs) == n_shards
+    assert all("Params have changed" in j["reason"] for j in jobs if j["rule"] == "flow")
+    assert "decode" not in rules and "synthesize" not in rules
+    assert {"flow", "train_stream", "evaluate", "ablation_table"} <= rules
+    assert rules <= DOWNSTREAM_OF_FLOW, rules - DOWNSTREAM_OF_FLOW
+
+
+def test_plot_setting_reruns_only_plots(finished, test_config, tmp_path):
+    plots = dict(test_config.get("plots") or {})
+    assert plots, "config/test.yaml has no plots settings to change"
+    key, value = sorted(plots.items())[0]
+    changed = (not value) if isinstance(value, bool) else value + 1 if isinstance(value, (int, float)) else f"{value}x"
+    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"plots": {key: changed}})])
+    assert jobs, f"changing plots.{key} schedules nothing"
+    assert rules_of(jobs) <= PLOT_RULES, rules_of(jobs)
+
+
+def test_new_fusion_entry_schedules_its_training_evaluation_and_tables(finished, test_config, tmp_path):
+    grid = list(test_config["fusion"]["grid"])
+    new = dict(grid[0])
+    new["position"] = "new" if new.get("position") != "new" else "other"
+    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"fusion": {"grid": grid + [new]}})])
+    counts = {}
+    for j in jobs:
+        counts[j["rule"]] = counts.get(j["rule"], 0) + 1
+    assert counts.pop("train_fusion") == 1
+    assert counts.pop("evaluate") == 1
+    assert set(counts) <= TABLE_RULES, counts
+    assert "ablation_table" in counts
+
+
+def test_editing_plot_code_reruns_only_plots(finished, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(finished, work, symlinks=True)
+    code = work / "src" / "twostream" / "plots.py"
+    code.write_text(code.read_text() + "\n# an edit\n")
+    jobs = tiny_run.scheduled(work)
+    assert jobs and rules_of(jobs) <= PLOT_RULES, rules_of(jobs)

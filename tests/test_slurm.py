@@ -1,0 +1,148 @@
+"""The tiny workflow on a real single-node SLURM cluster gives the local run's results.
+
+Needs root: tests/slurm/cluster.sh installs Debian's slurmctld/slurmd/munge when
+missing, writes /etc/slurm/slurm.conf and starts the daemons (about 10 s).  Without
+root the test is skipped, except under CI=true, where it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent / "slurm"))
+import tiny_run  # noqa: E402
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+CLUSTER = Path(__file__).parent / "slurm" / "cluster.sh"
+PROFILE = tiny_run.REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+
+
+def _require(condition: bool, reason: str):
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the SLURM test must run, not skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    _require(os.geteuid() == 0, "the SLURM test needs root to start a local cluster (tests/slurm/cluster.sh start)")
+    _require(
+        shutil.which("sinfo") is not None or shutil.which("apt-get") is not None,
+        "the SLURM test needs SLURM installed or apt-get to install it",
+    )
+    was_up = subprocess.run([CLUSTER, "status"], capture_output=True).returncode == 0
+    start = subprocess.run([CLUSTER, "start"], capture_output=True, text=True, timeout=900)
+    assert start.returncode == 0, f"cluster.sh start failed:\n{start.stdout}{start.stderr}"
+    yield
+    if not was_up:
+        subprocess.run([CLUSTER, "stop"], capture_output=True, timeout=60)
+
+
+def _node_limits() -> tuple[int, int]:
+    """CPUs and memory (MB) of the smallest node of the default partition."""
+    out = subprocess.run(["sinfo", "-h", "-o", "%c %m"], capture_output=True, text=True, check=True).stdout
+    cpus, mem = zip(*(map(int, line.split()) for line in out.split("\n") if line.strip()))
+    return min(cpus), min(mem)
+
+
+def fit_profile(profile: dict, cpus: int, mem_mb: int) -> dict:
+    """The profile with per-job requests shrunk to the test node and GPU requests
+    dropped (the test node has none); everything else is kept as it is."""
+    fitted = yaml.safe_load(yaml.safe_dump(profile))
+    gpu_keys = {"gpu", "gpu_model", "gres"}
+    for res in [fitted.get("default-resources", {}), *fitted.get("set-resources", {}).values()]:
+        for key in gpu_keys & res.keys():
+            del res[key]
+        if "cpus_per_task" in res:
+            res["cpus_per_task"] = min(int(res["cpus_per_task"]), cpus)
+        if "mem_mb" in res:
+            res["mem_mb"] = min(int(res["mem_mb"]), mem_mb // 4)
+    for rule, n in fitted.get("set-threads", {}).items():
+        fitted["set-threads"][rule] = min(int(n), cpus)
+    return fitted
+
+
+def test_fit_profile_only_shrinks_requests():
+    profile = {
+        "executor": "slurm",
+        "default-resources": {"mem_mb": 2000, "cpus_per_task": 1},
+        "set-resources": {"train": {"mem_mb": 32000, "cpus_per_task": 8, "gpu": 1, "runtime": 60}},
+        "set-threads": {"train": 8},
+    }
+    fitted = fit_profile(profile, cpus=2, mem_mb=20000)
+    assert fitted["set-resources"]["train"] == {"mem_mb": 5000, "cpus_per_task": 2, "runtime": 60}
+    assert fitted["default-resources"] == {"mem_mb": 2000, "cpus_per_task": 1}
+    assert fitted["set-threads"] == {"train": 2}
+    assert fitted["executor"] == "slurm"
+    assert profile["set-resources"]["train"]["gpu"] == 1  # the input is left alone
+
+
+def test_slurm_profile_is_valid_for_the_plugin():
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    profile = yaml.safe_load(PROFILE.read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["slurm-status-command"] in {"squeue", "sacct"}
+    gpu_rules = set()
+    for rule, res in profile["set-resources"].items():
+        assert int(res["runtime"]) > 0 and int(res["mem_mb"]) > 0, rule
+        if "cpus_per_task" in res:
+            assert profile["set-threads"].get(rule, 1) <= int(res["cpus_per_task"]), rule
+        job = SimpleNamespace(resources=_Resources(res))
+        if "gpu" in res:
+            gpu_rules.add(rule)
+            assert set_gres_string(job) == f" --gpus={res['gpu']}", rule
+        else:
+            assert set_gres_string(job) == "", rule
+    assert {"train_stream", "train_fusion", "visualize", "flow"} <= gpu_rules
+
+
+class _Resources(dict):
+    """What the plugin reads from job.resources: .get() and attributes."""
+
+    __getattr__ = dict.__getitem__
+
+
+def test_tiny_workflow_on_slurm_matches_local_run(cluster, tmp_path_factory):
+    local = tiny_run.finished_run(tmp_path_factory)
+    work = tiny_run.copy_project(tmp_path_factory.mktemp("tiny-slurm"))
+    cpus, mem_mb = _node_limits()
+    profile_dir = work / "test-profile"
+    profile_dir.mkdir()
+    fitted = fit_profile(yaml.safe_load(PROFILE.read_text()), cpus, mem_mb)
+    (profile_dir / "config.yaml").write_text(yaml.safe_dump(fitted))
+
+    t0 = time.monotonic()
+    tiny_run.snakemake(
+        work,
+        "--profile",
+        str(profile_dir),
+        "--executor",
+        "slurm",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--slurm-keep-successful-logs",
+        "--cores",
+        str(cpus),
+        timeout=1200,
+    )
+    elapsed = time.monotonic() - t0
+    print(f"tiny workflow on SLURM: {elapsed:.0f} s")
+
+    slurm_logs = list((work / fitted["slurm-logdir"]).rglob("*.log"))
+    assert slurm_logs, "no SLURM job logs: did any job run through sbatch?"
+    assert not (work / "results").samefile(local / "results")
+    problems = tiny_run.compare_results(local / "results", work / "results")
+    assert not problems, "SLURM results differ from the local run:\n" + "\n".join(problems)
