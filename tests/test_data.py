@@ -175,3 +175,13 @@ def test_errors(shards, tmp_path):
         f["x"] = 1
     with pytest.raises(StoreError, match="bad.h5.*videos"):
         ClipDataset([str(bad)], (), ("rgb",))
+
+
+@pytest.mark.parametrize("dtype,C", [(np.uint8, 2), (np.float32, 2), (np.float16, 2), (np.uint8, 3)])
+def test_stack_channels_layout(dtype, C):
+    from twostream.data import _stack_channels
+
+    a = (np.random.default_rng(0).random((5, 7, 9, C)) * 100).astype(dtype)
+    out = _stack_channels(a)
+    assert out.shape == (7, 9, 5 * C) and out.dtype == dtype
+    assert np.array_equal(out, a.transpose(1, 2, 0, 3).reshape(7, 9, 5 * C))

@@ -306,3 +306,21 @@ def test_cli_config_errors(tmp_path, capsys):
     assert "decode: unknown key(s) shardz" in capsys.readouterr().err
     assert cli.main(base + ["--params", '{"shards": 2}', "--shard", "shard-002"]) == 2
     assert "shard-002" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("readers,prefetch", [(1, 1), (3, 1), (2, 4)])
+def test_parallel_readers_keep_order_and_pixels(tmp_path, readers, prefetch):
+    """Recycled frame buffers and parallel readers: exact pixels (lossless FFV1), index order."""
+    truth, rows = {}, []
+    for i in range(6):
+        p = tmp_path / f"v{i}.mkv"
+        truth[f"v{i}"] = write_test_video(p, n=3 + 2 * i, height=24, width=32, seed=i, fourcc="FFV1")
+        rows.append(_row(p, f"v{i}"))
+    rows.insert(2, _row(make_bad("text", tmp_path)[0], "bad"))
+    out = tmp_path / "f.h5"
+    cfg = DecodeConfig(readers=readers, prefetch=prefetch, on_bad_video="skip")
+    videos, bad = decode_shard(_index(rows), out, cfg, progress=False)
+    assert list(videos["video_id"]) == [f"v{i}" for i in range(6)] and list(bad["video_id"]) == ["bad"]
+    shard = FrameShard(out)
+    for vid, frames in truth.items():
+        np.testing.assert_array_equal(shard.read(vid, range(len(frames))), frames)

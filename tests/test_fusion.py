@@ -95,6 +95,21 @@ def test_conv3d_fusion_on_static_frames_equals_sum():
     torch.testing.assert_close(Conv3dFusion(4, 4)(a, m), a + m)
 
 
+def test_conv3d_kernel_option_and_errors():
+    a = torch.randn(1, 4, 1, 5, 5).repeat(1, 1, 5, 1, 1)
+    m = torch.randn(1, 4, 1, 5, 5).repeat(1, 1, 5, 1, 1)
+    f = Conv3dFusion(4, 4, (0.25, 0.75), kernel=(5, 1, 1))
+    assert f.conv.weight.shape == (4, 8, 5, 1, 1)
+    torch.testing.assert_close(f(a, m), 0.25 * a + 0.75 * m)
+    with pytest.raises(ConfigError, match="conv3d_kernel"):
+        Conv3dFusion(4, 4, kernel=(2, 3, 3))
+    from twostream.fusion_train import train_config
+
+    with pytest.raises(ConfigError, match="fusion.train.conv3d_kernel"):
+        train_config({"conv3d_kernel": [3, 3]})
+    assert train_config({"train": {"epochs": 1}, "grid": {}}).epochs == 1
+
+
 def test_temporal_max_pool():
     x = torch.randn(2, 3, 4, 6, 6)
     out = temporal_max_pool(x)
@@ -232,3 +247,185 @@ def test_build_model_knows_fusion_kind(streams):
     n = net(streams, "sum", "res2")
     assert isinstance(build_model(n.spec), FusionNet)
     assert math.isclose(n.spec["conv_init"][0], 1.0)
+
+
+# --------------------------------------------------------------------------- training on known-cause shards
+# Four classes: (which colour moves: red | blue) x (direction: left | right). Two squares of
+# colours with similar grey level, one moving and one still, at independent random places; the
+# flow written is the true motion (no colour in it). A single frame cannot tell which square
+# moves; the flow cannot tell its colour: only fusion of aligned feature maps can.
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from twostream.store import quantize_flow, video_table_to_array, write_provenance  # noqa: E402
+
+ST_CLASSES = pd.DataFrame({
+    "label": [0, 1, 2, 3],
+    "class_name": ["RedMovesLeft", "RedMovesRight", "BlueMovesLeft", "BlueMovesRight"],
+    "group": ["spatiotemporal"] * 4,
+    "moving_colour": ["red", "red", "blue", "blue"],
+    "direction": ["left", "right", "left", "right"],
+})
+RGB = {"red": (190, 40, 40), "blue": (20, 90, 230)}
+SIZE, OBJ, SPEED, N_FRAMES = 32, 6, 2, 6
+
+
+def conjunction_clip(label: int, rng: np.random.Generator):
+    row = ST_CLASSES.iloc[label]
+    mov, still = row.moving_colour, "blue" if row.moving_colour == "red" else "red"
+    v = SPEED if row.direction == "right" else -SPEED
+    p_mov, p_still = rng.integers(0, SIZE, 2), rng.integers(0, SIZE, 2)
+    frames = np.empty((N_FRAMES, SIZE, SIZE, 3), np.uint8)
+    flow = np.zeros((N_FRAMES - 1, SIZE, SIZE, 2), np.float32)
+    for t in range(N_FRAMES):
+        img = rng.normal(128, 10, (SIZE, SIZE, 3))
+        img[np.ix_((np.arange(OBJ) + p_still[1]) % SIZE, (np.arange(OBJ) + p_still[0]) % SIZE)] = RGB[still]
+        box = np.ix_((np.arange(OBJ) + p_mov[1]) % SIZE, (np.arange(OBJ) + p_mov[0] + v * t) % SIZE)
+        img[box] = RGB[mov]
+        if t < N_FRAMES - 1:
+            flow[t][box] = (v, 0)
+        frames[t] = np.clip(img, 0, 255).astype(np.uint8)
+    return frames, flow
+
+
+def write_conjunction_shards(out: Path, train_per_class: int = 40, test_per_class: int = 25, seed: int = 0):
+    """frames/shard-000.h5, flow/shard-000.h5 (store.py layouts) and classes.csv under ``out``."""
+    rng = np.random.default_rng(seed)
+    (out / "frames").mkdir(parents=True)
+    (out / "flow").mkdir(parents=True)
+    ST_CLASSES.to_csv(out / "classes.csv", index=False)
+    rows, frows, frames_all, flow_all = [], [], [], []
+    for label in range(4):
+        for split, n in (("train", train_per_class), ("test", test_per_class)):
+            for i in range(n):
+                fr, fl = conjunction_clip(label, rng)
+                base = dict(video_id=f"{ST_CLASSES.class_name[label]}/v_{split}_{i:03d}", label=label,
+                            class_name=ST_CLASSES.class_name[label], split=split, fps=25.0, height=SIZE, width=SIZE)
+                rows.append(dict(base, n_frames=N_FRAMES, offset=len(frames_all) * N_FRAMES))
+                frows.append(dict(base, n_frames=N_FRAMES - 1, offset=len(flow_all) * (N_FRAMES - 1)))
+                frames_all.append(fr)
+                flow_all.append(fl)
+    fp, op = out / "frames" / "shard-000.h5", out / "flow" / "shard-000.h5"
+    with h5py.File(fp, "w") as f:
+        f["videos"] = video_table_to_array(pd.DataFrame(rows))
+        f.create_dataset("frames", data=np.concatenate(frames_all), chunks=(1, SIZE, SIZE, 3))
+        write_provenance(f, "frames", {"test": True}, codec="raw")
+    with h5py.File(op, "w") as f:
+        f["videos"] = video_table_to_array(pd.DataFrame(frows))
+        f.create_dataset("flow", data=quantize_flow(np.concatenate(flow_all), 20.0), chunks=(1, SIZE, SIZE, 2))
+        write_provenance(f, "flow", {"test": True}, backend="truth", storage="uint8", bound=20.0,
+                         quantization="round")
+    return [str(fp)], [str(op)]
+
+
+STREAM_SETTINGS = {"arch": "small", "epochs": 6, "batch_size": 16, "crop_size": SIZE, "flow_length": 2,
+                   "segments": 2, "val_frames": 1, "scales": [1.0], "flip": False, "lr": 0.02}
+FUSION_SETTINGS = {"epochs": 10, "batch_size": 16, "segments": 2, "scales": [1.0], "flip": False, "lr": 0.05}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Shards, and the two streams trained on them with the `twostream train` stage."""
+    from twostream.cli import main
+
+    root = tmp_path_factory.mktemp("conjunction")
+    frames, flow = write_conjunction_shards(root / "data")
+    for s in ("rgb", "flow"):
+        assert main(["train", "--stream", s, "--frames", *frames, "--flow", *flow, "--out", str(root / "models" / s),
+                     "--params", json.dumps(STREAM_SETTINGS), "--threads", "1"]) == 0
+    return root, frames, flow
+
+
+def train_and_evaluate(trained, method, position, settings=FUSION_SETTINGS):
+    from twostream.cli import main
+
+    root, frames, flow = trained
+    name = f"fusion-{method}-{position}-s0"
+    models = root / "models"
+    assert main(["train-fusion", "--method", method, "--position", position, "--seed", "0",
+                 "--rgb-checkpoint", str(models / "rgb" / "checkpoint.pt"),
+                 "--flow-checkpoint", str(models / "flow" / "checkpoint.pt"), "--frames", *frames, "--flow", *flow,
+                 "--out", str(models / name), "--params", json.dumps(settings), "--threads", "1"]) == 0
+    assert main(["evaluate", "--checkpoint", str(models / name / "checkpoint.pt"), "--frames", *frames,
+                 "--flow", *flow, "--out", str(root / "eval" / name), "--params", json.dumps({"frames": 2}),
+                 "--threads", "1"]) == 0
+    return name
+
+
+def test_conv_fusion_at_spatial_stage_solves_conjunction_late_fusion_cannot(trained):
+    from twostream.ablation import build_table, read_classes
+    from twostream.cli import main
+
+    root, frames, flow = trained
+    for s in ("rgb", "flow"):
+        assert main(["evaluate", "--checkpoint", str(root / "models" / s / "checkpoint.pt"), "--frames", *frames,
+                     "--flow", *flow, "--out", str(root / "eval" / s), "--params", json.dumps({"frames": 2}),
+                     "--threads", "1"]) == 0
+    names = ["rgb", "flow", train_and_evaluate(trained, "late_mean", "softmax"),
+             train_and_evaluate(trained, "conv", "res2"), train_and_evaluate(trained, "sum", "pool")]
+    table = build_table(names, root / "eval", root / "models", read_classes(root / "data" / "classes.csv"))
+    acc = table.set_index("model")
+    # the motion stream knows the direction; nothing without fusion of maps knows the colour (chance 0.5,
+    # 100 test clips: sd 0.05)
+    assert acc.loc["flow", "st_direction"] >= 0.9
+    late = acc.loc["fusion-late_mean-softmax-s0"]
+    assert late["st_direction"] >= 0.9 and abs(late["st_moving_colour"] - 0.5) <= 0.2
+    assert abs(acc.loc["fusion-sum-pool-s0", "st_moving_colour"] - 0.5) <= 0.2
+    conv = acc.loc["fusion-conv-res2-s0"]
+    assert conv["st_moving_colour"] >= 0.8 and conv["acc_spatiotemporal"] >= 0.75
+    assert conv["acc_spatiotemporal"] >= late["acc_spatiotemporal"] + 0.25
+    assert acc.loc["fusion-late_mean-softmax-s0", "train_seconds"] == 0
+    assert acc.loc["fusion-conv-res2-s0", "train_seconds"] > 0
+
+
+def test_fusion_training_resumes_to_the_same_weights(trained, monkeypatch):
+    import twostream.fusion_train as ft
+    from twostream.models import read_checkpoint
+
+    root = trained[0]
+    settings = dict(FUSION_SETTINGS, epochs=2)
+    train_and_evaluate(trained, "concat", "res3", settings)
+    whole = read_checkpoint(root / "models" / "fusion-concat-res3-s0" / "checkpoint.pt")
+    (root / "models" / "fusion-concat-res3-s0" / "checkpoint.pt").unlink()
+
+    real, calls = ft.train_one_epoch, []
+
+    def crash_in_second_epoch(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ft, "train_one_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(trained, "concat", "res3", settings)
+    assert (root / "models" / "fusion-concat-res3-s0" / "resume.pt").exists()
+    monkeypatch.setattr(ft, "train_one_epoch", real)
+    train_and_evaluate(trained, "concat", "res3", settings)
+    again = read_checkpoint(root / "models" / "fusion-concat-res3-s0" / "checkpoint.pt")
+    assert len(again["history"]) == 2
+    for k, v in whole["model"].items():
+        torch.testing.assert_close(again["model"][k], v, rtol=0, atol=0, msg=k)
+
+
+def test_train_fusion_cli_errors(trained, capsys):
+    from twostream.cli import main
+
+    root, frames, flow = trained
+    base = ["train-fusion", "--rgb-checkpoint", str(root / "models" / "rgb" / "checkpoint.pt"),
+            "--flow-checkpoint", str(root / "models" / "flow" / "checkpoint.pt"), "--frames", *frames,
+            "--flow", *flow, "--out", str(root / "models" / "bad")]
+    assert main(base + ["--method", "mean", "--position", "res3"]) == 2
+    assert "unknown method 'mean'" in capsys.readouterr().err
+    assert main(base + ["--method", "conv", "--position", "res7"]) == 2
+    assert "unknown position 'res7'" in capsys.readouterr().err
+    assert main(base + ["--method", "conv", "--position", "res3", "--params", '{"epochz": 1}']) == 2
+    assert "fusion.train: unknown key(s) epochz" in capsys.readouterr().err
+    swapped = list(base)
+    swapped[2], swapped[4] = swapped[4], swapped[2]
+    assert main(swapped + ["--method", "conv", "--position", "res3"]) == 2
+    assert "expected the rgb stream checkpoint" in capsys.readouterr().err

@@ -58,13 +58,14 @@ def _node_limits() -> tuple[int, int]:
 
 
 def fit_profile(profile: dict, cpus: int, mem_mb: int) -> dict:
-    """The profile with per-job requests shrunk to the test node and GPU requests
-    dropped (the test node has none); everything else is kept as it is."""
+    """The profile with per-job requests shrunk to the test node and no GPU
+    requests (the test node has none: gpu=0 also overrides a rule's own gpu=1);
+    everything else is kept as it is."""
     fitted = yaml.safe_load(yaml.safe_dump(profile))
-    gpu_keys = {"gpu", "gpu_model", "gres"}
     for res in [fitted.get("default-resources", {}), *fitted.get("set-resources", {}).values()]:
-        for key in gpu_keys & res.keys():
+        for key in {"gpu_model", "gres"} & res.keys():
             del res[key]
+        res["gpu"] = 0
         if "cpus_per_task" in res:
             res["cpus_per_task"] = min(int(res["cpus_per_task"]), cpus)
         if "mem_mb" in res:
@@ -82,8 +83,8 @@ def test_fit_profile_only_shrinks_requests():
         "set-threads": {"train": 8},
     }
     fitted = fit_profile(profile, cpus=2, mem_mb=20000)
-    assert fitted["set-resources"]["train"] == {"mem_mb": 5000, "cpus_per_task": 2, "runtime": 60}
-    assert fitted["default-resources"] == {"mem_mb": 2000, "cpus_per_task": 1}
+    assert fitted["set-resources"]["train"] == {"mem_mb": 5000, "cpus_per_task": 2, "runtime": 60, "gpu": 0}
+    assert fitted["default-resources"] == {"mem_mb": 2000, "cpus_per_task": 1, "gpu": 0}
     assert fitted["set-threads"] == {"train": 2}
     assert fitted["executor"] == "slurm"
     assert profile["set-resources"]["train"]["gpu"] == 1  # the input is left alone

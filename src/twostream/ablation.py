@@ -41,6 +41,8 @@ MODEL_RE = re.compile(r"^fusion-(?P<method>[a-z0-9_]+)-(?P<position>[a-z0-9_+]+)
 ST_GROUP = "spatiotemporal"
 ST_FACTORS = ("moving_colour", "direction")
 STREAM_LABELS = {"rgb": "appearance stream", "flow": "motion stream"}
+NO_CLASSES = pd.DataFrame({"label": pd.Series([], dtype=int), "class_name": pd.Series([], dtype=str),
+                           "group": pd.Series([], dtype=str)})
 
 
 @dataclass
@@ -151,7 +153,8 @@ def build_table(models: list[str], eval_root: Path, models_root: Path, classes: 
     rows = [model_row(m, Path(eval_root) / m, Path(models_root) / m, classes) for m in models]
     df = pd.DataFrame(rows)
     df["_f"] = df["method"].map(family).map(FAMILY_ORDER)
-    df = df.sort_values(["_f", "method", "position", "seed"], kind="stable").drop(columns="_f")
+    df["_s"] = df["method"].map({"rgb": 0, "flow": 1}).fillna(2)
+    df = df.sort_values(["_f", "_s", "method", "position", "seed"], kind="stable").drop(columns=["_f", "_s"])
     return df.reset_index(drop=True)
 
 
@@ -175,7 +178,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     g = table.groupby(["method", "position"], sort=False)[acc]
     mean = g.mean()
     spread = g.max() - g.min()
-    out = mean.join(spread, rsuffix="_spread")
+    out = mean.join(spread.add_suffix("_spread"))
     out["seeds"] = g.size()
     return out.reset_index()
 
@@ -215,6 +218,8 @@ def findings(table: pd.DataFrame, classes: pd.DataFrame, cfg: TableConfig) -> st
     lines.append("")
     lines.append("## Which fusion solved which group")
     lines.append("")
+    if not groups:
+        lines.append("- No classes.csv with class groups was given: only overall accuracies are compared.")
     for g in groups:
         col = f"acc_{g}"
         solved = summary[summary[col] >= cfg.solved].sort_values(col, ascending=False)
@@ -229,16 +234,19 @@ def findings(table: pd.DataFrame, classes: pd.DataFrame, cfg: TableConfig) -> st
         lines.append("")
         lines += _st_statements(summary, chance, cfg)
         lines.append("")
-        lines.append("| model | " + " | ".join(groups) + (" | which colour moves |" if colour_col in summary else " |"))
-        lines.append("|---|" + "---|" * (len(groups) + (colour_col in summary)))
-        order = summary.assign(_f=summary["method"].map(family).map(FAMILY_ORDER)).sort_values(
-            ["_f", "method", "position"])
-        for _, r in order.iterrows():
-            cells = [_pct(r[f"acc_{g}"]) for g in groups]
-            if colour_col in summary:
-                cells.append(_pct(r[colour_col]))
-            seeds = f" ({int(r.seeds)} seeds)" if r.seeds > 1 else ""
-            lines.append(f"| {label_of(r.method, r.position)}{seeds} | " + " | ".join(cells) + " |")
+    lines.append("## All models (mean over seeds)")
+    lines.append("")
+    extra = [c for c in (colour_col, f"st_{ST_FACTORS[1]}") if c in summary]
+    heads = ["top-1"] + groups + [{"st_moving_colour": "which colour moves", "st_direction": "ST direction"}[c]
+                                  for c in extra]
+    lines.append("| model | seeds | " + " | ".join(heads) + " |")
+    lines.append("|---|---|" + "---|" * len(heads))
+    order = summary.assign(_f=summary["method"].map(family).map(FAMILY_ORDER),
+                           _s=summary["method"].map({"rgb": 0, "flow": 1}).fillna(2))
+    order = order.sort_values(["_f", "_s", "method", "position"])
+    for _, r in order.iterrows():
+        cells = [_pct(r["top1"])] + [_pct(r[f"acc_{g}"]) for g in groups] + [_pct(r[c]) for c in extra]
+        lines.append(f"| {label_of(r.method, r.position)} | {int(r.seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -305,11 +313,13 @@ def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
     fused = table[table["method"].map(family) != "stream"]
     grid = fused.groupby(["method", "position"])["top1"].mean().unstack("position")
     grid = grid.reindex(columns=position_order(grid.columns)) * 100 if len(grid) else grid
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * max(len(grid.columns), 1), 1.2 + 0.45 * max(len(grid), 1)))
+    fig, ax = plt.subplots(figsize=(3.5 + 1.1 * max(len(grid.columns), 1), 1.6 + 0.5 * max(len(grid), 1)))
     if len(grid):
         sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, ax=ax,
                     cbar_kws={"label": "top-1 (%)"})
-    ax.set_title("top-1 by fusion method and position (mean over seeds)")
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.tick_params(axis="x", labelrotation=30)
+    ax.set_title("top-1 (%), mean over seeds", fontsize=10)
     ax.set_xlabel("fusion after stage")
     ax.set_ylabel("method")
     fig.tight_layout()
@@ -336,12 +346,12 @@ def plot_groups(table: pd.DataFrame, path: Path) -> None:
     long["measure"] = long["measure"].map(
         lambda c: c.removeprefix("acc_") + " group" if c.startswith("acc_") else "ST: " + c[3:].replace("_", " "))
     long["accuracy"] *= 100
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(cols), 4.5))
+    fig, ax = plt.subplots(figsize=(5 + 1.6 * len(cols), 4.5))
     if len(long):
         sns.barplot(data=long, x="measure", y="accuracy", hue="model", errorbar=("pi", 100), capsize=0.1, ax=ax)
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_ylim(0, 100)
-    ax.set_ylabel("accuracy (%) (bars: mean, whiskers: min..max over seeds)")
+    ax.set_ylabel("accuracy (%)\nbars: mean, whiskers: min..max over seeds")
     ax.set_xlabel("")
     ax.set_title("per-group accuracy: single streams, late fusion, best spatial fusion")
     fig.tight_layout()
@@ -363,7 +373,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-root", default="results/eval", help="folder of <model>/scores.h5 (default %(default)s)")
     p.add_argument("--models-root", default="results/models",
                    help="folder of <model>/checkpoint.pt and history.csv (default %(default)s)")
-    p.add_argument("--classes", required=True, help="the dataset's classes.csv (label, class_name, group, ...)")
+    p.add_argument("--classes", default="",
+                   help="the dataset's classes.csv (label, class_name, group, factors); without it no group columns")
     p.add_argument("--out", default="results/ablation", help="output folder (default %(default)s)")
 
 
@@ -377,7 +388,7 @@ def table_config(args: argparse.Namespace) -> TableConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = table_config(args)
-    classes = read_classes(Path(args.classes))
+    classes = read_classes(Path(args.classes)) if args.classes else NO_CLASSES
     table = build_table(list(dict.fromkeys(args.models)), Path(args.eval_root), Path(args.models_root), classes)
     out = Path(args.out)
     with atomic_path(out / "accuracy.csv") as tmp:

@@ -4,9 +4,11 @@
 --out results/frames/shard-000.h5 --bad-list results/frames/shard-000.bad.csv``
 
 The shard's videos are those ``index.assign_shards(index, decode.shards)`` gives
-it. A reader thread decodes and resizes whole videos (OpenCV releases the GIL)
-while the calling thread encodes and writes the previous ones, so the stage runs
-at about the speed of the slower of the two. Layout: see ``twostream.store``.
+it, in index order. ``decode.readers`` threads decode and resize whole videos
+(OpenCV releases the GIL) into recycled frame buffers, and for the jpeg codec also
+encode them, while the calling thread writes the previous ones (lzf compression of
+the raw codec happens inside the HDF5 write), so the stage runs at about the speed
+of the slower of the two parts. Layout: see ``twostream.store``.
 
 Bad videos (missing, empty, unreadable, not a video, truncated, corrupt): with
 ``on_bad_video: fail`` the first one stops the stage with a one-line error; with
@@ -23,10 +25,11 @@ another size after resizing stops the stage with an error that suggests
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import queue
 import sys
-import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -40,7 +43,7 @@ from .config import ConfigError, add_params_arguments, from_dict, section_from_a
 from .errors import InputError
 from .index import assign_shards, read_index
 from .store import atomic_h5, atomic_path, video_table_to_array, write_provenance
-from .video import Decoded, decode_video, encode_jpeg
+from .video import Decoded, FramePool, decode_video, encode_jpeg
 
 CODECS = ("raw", "jpeg")
 BAD_COLUMNS = ["video_id", "path", "error"]
@@ -57,6 +60,7 @@ class DecodeConfig:
     on_bad_video: str = "fail"
     max_missing_frames: int = 0
     prefetch: int = 2
+    readers: int = 2
 
     def __post_init__(self) -> None:
         if not isinstance(self.shards, int) or self.shards < 1:
@@ -71,11 +75,30 @@ class DecodeConfig:
             raise ConfigError(f"decode.on_bad_video: must be fail or skip, got {self.on_bad_video!r}")
         if not isinstance(self.max_missing_frames, int) or self.max_missing_frames < 0:
             raise ConfigError(f"decode.max_missing_frames: must be an integer >= 0, got {self.max_missing_frames!r}")
+        if not isinstance(self.readers, int) or self.readers < 1:
+            raise ConfigError(f"decode.readers: must be a positive integer, got {self.readers!r}")
         if not isinstance(self.prefetch, int) or self.prefetch < 1:
             raise ConfigError(f"decode.prefetch: must be a positive integer, got {self.prefetch!r}")
 
 
 # --------------------------------------------------------------------------- writing
+
+
+@dataclass
+class EncodedFrames:
+    """One video's frames already JPEG-encoded (by a reader thread), with their size."""
+
+    data: list[np.ndarray]
+    height: int
+    width: int
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def encode_frames(frames_bgr, quality: int) -> EncodedFrames:
+    h, w = frames_bgr[0].shape[:2]
+    return EncodedFrames([encode_jpeg(f, quality) for f in frames_bgr], h, w)
 
 
 class FrameWriter:
@@ -99,13 +122,23 @@ class FrameWriter:
         self.rows: list[dict] = []
 
     def add(self, row: dict, frames_bgr, fps: float = 0.0) -> None:
-        """Append one video's frames (uint8 BGR (H, W, 3) each: a list or (k, H, W, 3)) and its /videos row."""
+        """Append one video's frames and its /videos row.
+
+        ``frames_bgr``: uint8 BGR (H, W, 3) frames (a list or a (k, H, W, 3) array),
+        or, for the jpeg codec, :class:`EncodedFrames`.
+        """
         k = len(frames_bgr)
-        h, w = frames_bgr[0].shape[:2]
-        if self.codec == "raw":
-            self._add_raw(row, frames_bgr)
+        if isinstance(frames_bgr, EncodedFrames):
+            if self.codec != "jpeg":
+                raise ValueError("EncodedFrames can only be added to a jpeg shard")
+            h, w = frames_bgr.height, frames_bgr.width
+            self._add_jpeg(frames_bgr.data)
         else:
-            self._add_jpeg(frames_bgr)
+            h, w = frames_bgr[0].shape[:2]
+            if self.codec == "raw":
+                self._add_raw(row, frames_bgr)
+            else:
+                self._add_jpeg([encode_jpeg(f, self.quality) for f in frames_bgr])
         self.rows.append(
             {
                 "video_id": row["video_id"],
@@ -143,15 +176,14 @@ class FrameWriter:
                 cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self.buf[i])
             self.ds[self.n + start : self.n + start + len(part)] = self.buf[: len(part)]
 
-    def _add_jpeg(self, frames_bgr) -> None:
+    def _add_jpeg(self, encoded: list[np.ndarray]) -> None:
         if self.ds is None:
             self.ds = self.f.create_dataset(
                 "jpeg", shape=(0,), maxshape=(None,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8)
             )
-        k = len(frames_bgr)
+        k = len(encoded)
         data = np.empty(k, dtype=object)
-        for i in range(k):
-            data[i] = encode_jpeg(frames_bgr[i], self.quality)
+        data[:] = encoded
         self.ds.resize(self.n + k, axis=0)
         self.ds[self.n : self.n + k] = data
 
@@ -182,55 +214,52 @@ class _Item:
     error: InputError | None = None
 
 
-_DONE = object()
+def prefetch_videos(
+    rows: list[dict],
+    short_side: int,
+    max_missing_frames: int,
+    depth: int = 2,
+    pool: FramePool | None = None,
+    readers: int = 1,
+    jpeg_quality: int | None = None,
+) -> Iterator[_Item]:
+    """Decode videos in ``readers`` background threads, up to ``depth`` videos ahead.
 
-
-def prefetch_videos(rows: list[dict], short_side: int, max_missing_frames: int, depth: int = 2) -> Iterator[_Item]:
-    """Decode videos in a background thread, ``depth`` videos ahead of the consumer.
-
-    Bad videos come back as items with ``error`` set; any other exception in the
-    reader is re-raised in the consumer.
+    Items come back in the order of ``rows``. Bad videos come back as items with
+    ``error`` set; any other exception in a reader is re-raised in the consumer.
+    OpenCV decodes, resizes and encodes without the GIL, so readers run beside the
+    consumer. With ``jpeg_quality`` the readers also JPEG-encode the frames
+    (``decoded.frames`` is then :class:`EncodedFrames`; the pixel buffers go back to
+    ``pool`` at once), which spreads the codec's work over the reader threads.
     """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def put(x) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(x, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def reader() -> None:
+    def load(row: dict) -> _Item:
         try:
-            for row in rows:
-                if stop.is_set():
-                    return
-                try:
-                    item = _Item(row, decoded=decode_video(row["path"], short_side, max_missing_frames))
-                except InputError as e:
-                    item = _Item(row, error=e)
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            put(e)
+            decoded = decode_video(row["path"], short_side, max_missing_frames, pool)
+        except InputError as e:
+            return _Item(row, error=e)
+        if jpeg_quality is not None:
+            frames = decoded.frames
+            decoded.frames = encode_frames(frames, jpeg_quality)
+            if pool is not None:
+                pool.put(frames)
+        return _Item(row, decoded=decoded)
 
-    t = threading.Thread(target=reader, name="decode-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        t.join(timeout=5)
+    ahead = max(int(depth), int(readers))
+    with ThreadPoolExecutor(max_workers=max(1, int(readers)), thread_name_prefix="decode-reader") as ex:
+        pending: deque[Future] = deque()
+        todo = iter(rows)
+        try:
+            for row in itertools.islice(todo, ahead):
+                pending.append(ex.submit(load, row))
+            while pending:
+                item = pending.popleft().result()
+                for row in itertools.islice(todo, 1):
+                    pending.append(ex.submit(load, row))
+                yield item
+        finally:
+            for f in pending:
+                f.cancel()
 
 
 # --------------------------------------------------------------------------- stage
@@ -270,7 +299,11 @@ def decode_shard(
     bad: list[dict] = []
     with atomic_h5(out) as f:
         writer = FrameWriter(f, cfg.codec, cfg.jpeg_quality)
-        items = prefetch_videos(records, cfg.short_side, cfg.max_missing_frames, cfg.prefetch)
+        pool = FramePool()
+        items = prefetch_videos(
+            records, cfg.short_side, cfg.max_missing_frames, cfg.prefetch, pool, cfg.readers,
+            jpeg_quality=cfg.jpeg_quality if cfg.codec == "jpeg" else None,
+        )  # fmt: skip
         bar = tqdm(items, total=len(records), desc=f"decode {Path(out).stem}", unit="video",
                    file=sys.stderr, disable=not progress)  # fmt: skip
         for item in bar:
@@ -281,6 +314,8 @@ def decode_shard(
                 bad.append({"video_id": item.row["video_id"], "path": item.row["path"], "error": str(item.error)})
                 continue
             writer.add(item.row, item.decoded.frames, item.decoded.fps)
+            if not isinstance(item.decoded.frames, EncodedFrames):
+                pool.put(item.decoded.frames)
         videos = writer.finish()
         write_provenance(f, "frames", to_dict(cfg), codec=cfg.codec, n_skipped=len(bad), **(provenance or {}))
     return videos, pd.DataFrame(bad, columns=BAD_COLUMNS)

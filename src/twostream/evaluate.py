@@ -182,7 +182,7 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, title: st
 
 
 def main(args: argparse.Namespace) -> int:
-    from .data import ClipDataset
+    from .data import ClipDataset, worker_init
     from .models import load_model
     from .train import pick_device
 
@@ -206,7 +206,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"{args.checkpoint}: model knows {len(names)} classes, the shards have {ds.num_classes}")
     classes = read_classes(args.classes) if args.classes else None
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda", worker_init_fn=worker_init)
     print(f"twostream evaluate: {args.checkpoint}, {len(ds.videos)} test videos x {cfg.frames} frames x "
           f"{cfg.crops} crops, device {device}", file=sys.stderr)
     probs, logits = predict_videos(model, loader, device, amp=cfg.amp)

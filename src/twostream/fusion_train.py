@@ -71,6 +71,7 @@ class FusionTrainConfig:
     workers: int = 0
     bilinear_dim: int = 64
     conv_init: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    conv3d_kernel: list[int] = field(default_factory=lambda: [3, 3, 3])
     late_weights: list[float] = field(default_factory=lambda: [1.0, 1.5])
 
     def __post_init__(self) -> None:
@@ -97,6 +98,9 @@ class FusionTrainConfig:
             v = getattr(self, k)
             if not isinstance(v, (list, tuple)) or len(v) != 2:
                 bad(k, f"must be two numbers (appearance, motion), got {v!r}")
+        k = self.conv3d_kernel
+        if not isinstance(k, (list, tuple)) or len(k) != 3 or any(int(x) < 1 or int(x) % 2 == 0 for x in k):
+            bad("conv3d_kernel", f"must be three odd sizes >= 1 (t, h, w), got {k!r}")
         if min(self.late_weights) < 0 or sum(self.late_weights) <= 0:
             bad("late_weights", f"must be >= 0 and not both 0, got {self.late_weights!r}")
 
@@ -128,7 +132,7 @@ def load_streams(rgb_path: str | Path, flow_path: str | Path):
     flow, flow_ck = load_model(flow_path)
     for path, m, want in ((rgb_path, rgb, ("rgb",)), (flow_path, flow, ("flow",))):
         if tuple(getattr(m, "modalities", ())) != want:
-            raise InputError(f"{path}: expected a {want[0]} stream checkpoint, got modalities {getattr(m, 'modalities', None)}")
+            raise InputError(f"{path}: expected the {want[0]} stream checkpoint, got modalities {getattr(m, 'modalities', None)}")
     if rgb.num_classes != flow.num_classes:
         raise InputError(f"{flow_path}: {flow.num_classes} classes, but {rgb_path} has {rgb.num_classes}")
     return rgb, rgb_ck, flow, flow_ck
@@ -138,7 +142,8 @@ def build_fused(method: str, position: str, rgb, flow, cfg: FusionTrainConfig):
     from .models.fusion import fuse_streams
 
     return fuse_streams(rgb, flow, method, position, bilinear_dim=cfg.bilinear_dim, conv_init=tuple(cfg.conv_init),
-                        late_weights=tuple(cfg.late_weights), dropout=cfg.dropout)
+                        late_weights=tuple(cfg.late_weights), dropout=cfg.dropout,
+                        conv3d_kernel=tuple(cfg.conv3d_kernel))
 
 
 def build_optimizer(model: nn.Module, cfg: FusionTrainConfig) -> torch.optim.Optimizer:
@@ -192,7 +197,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         optimizer.step()
         n = y.numel()
         total += n
-        loss_sum += float(loss) * n
+        loss_sum += float(loss.detach()) * n
         correct += int((logits.argmax(1) == y).sum())
         bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
     bar.close()

@@ -2,7 +2,8 @@
 
 Columns (``INDEX_COLUMNS``):
     video_id    class folder / file stem, e.g. ``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01``
-    path        path of the encoded video (absolute, or relative to the dataset root)
+    path        path of the encoded video: ``dataset.root`` joined with its place under the
+                root (so relative paths resolve from the working directory, like root)
     label       0-based class index
     class_name  class name as in the dataset
     split       ``train`` or ``test``

@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args
-from .data import ClipDataset
+from .data import ClipDataset, worker_init
 from .errors import InputError
 from .store import atomic_path, versions
 
@@ -230,10 +230,11 @@ def main(args: argparse.Namespace) -> int:
     section = section_from_args(args, "train")
     stream = args.stream
     cfg = stream_config(section, stream)
-    if args.threads:
-        torch.set_num_threads(int(args.threads))
     device = pick_device(args.device)
     workers = cfg.workers if args.workers is None else int(args.workers)
+    if args.threads:  # the job's threads: on CPU, loader workers take theirs from it
+        n = int(args.threads) - (workers if device.type == "cpu" else 0)
+        torch.set_num_threads(max(1, n))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames = [str(p) for p in (args.frames or [])]
@@ -282,7 +283,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"twostream train: resuming {stream} after epoch {start} from {resume_path}", file=sys.stderr)
 
     val_loader = DataLoader(val_ds, batch_size=max(1, cfg.batch_size), shuffle=False, num_workers=workers,
-                            pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+                            pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                            worker_init_fn=worker_init)
     print(f"twostream train: {stream} stream, {len(train_ds)} train / {len(val_ds.videos)} val videos, "
           f"{train_ds.num_classes} classes, {cfg.arch}, device {device}, {torch.get_num_threads()} threads, "
           f"{workers} workers", file=sys.stderr)
@@ -302,7 +304,8 @@ def main(args: argparse.Namespace) -> int:
         train_ds.set_epoch(epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=RandomSampler(train_ds, generator=gen),
-                            num_workers=workers, pin_memory=device.type == "cuda", drop_last=False)
+                            num_workers=workers, pin_memory=device.type == "cuda", drop_last=False,
+                            worker_init_fn=worker_init)
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(model, loader, optimizer, device, cfg, modality, epoch)
         scheduler.step()

@@ -37,7 +37,8 @@ state_set() {
     sed -i "/^$1=/d" "$STATE"
     echo "$1=$2" >>"$STATE"
 }
-alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# ours NAME PID: PID runs and is NAME (a recorded pid may have been reused after a reboot)
+ours() { [[ -n ${2:-} && "$(cat "/proc/$2/comm" 2>/dev/null)" == "$1" ]]; }
 
 cluster_responds() { timeout 5 sinfo -h >/dev/null 2>&1; }
 munge_works() { command -v munge >/dev/null && timeout 5 munge -n 2>/dev/null | timeout 5 unmunge >/dev/null 2>&1; }
@@ -122,7 +123,7 @@ start_munge() {
 start_daemon() {  # name binary
     local name=$1 pid
     pid="$(state_get "${name^^}_PID")"
-    if alive "$pid"; then return 0; fi
+    if ours "$name" "$pid"; then return 0; fi
     setsid "/usr/sbin/$name" -D -f "$CONF" >"$DIR/log/$name.out" 2>&1 </dev/null &
     state_set "${name^^}_PID" $!
 }
@@ -164,10 +165,10 @@ cmd_stop() {
     local name pid
     for name in SLURMD SLURMCTLD MUNGED; do
         pid="$(state_get ${name}_PID)"
-        if alive "$pid"; then
+        if ours "${name,,}" "$pid"; then
             kill "$pid"
-            for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-            alive "$pid" && kill -9 "$pid"
+            for _ in $(seq 50); do ours "${name,,}" "$pid" || break; sleep 0.1; done
+            ours "${name,,}" "$pid" && kill -9 "$pid"
             log "stopped ${name,,} ($pid)"
         fi
         sed -i "/^${name}_PID=/d" "$STATE"
@@ -191,7 +192,7 @@ cmd_status() {
     local name pid
     for name in MUNGED SLURMCTLD SLURMD; do
         pid="$(state_get ${name}_PID)"
-        if alive "$pid"; then echo "${name,,}: running ($pid, started by this script)"; else echo "${name,,}: not started by this script"; fi
+        if ours "${name,,}" "$pid"; then echo "${name,,}: running ($pid, started by this script)"; else echo "${name,,}: not started by this script"; fi
     done
     echo "config: $(state_get WROTE_CONF || true)"
     echo "packages installed by this script:$(state_get PACKAGES_INSTALLED)"

@@ -7,6 +7,25 @@ from pathlib import Path
 from snakemake.utils import validate
 
 
+def check_config(cfg, schema_path):
+    """Fail before any job runs, naming the offending key (e.g. ``decode.codec``)."""
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as fh:
+        schema = yaml.safe_load(fh)
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(cfg), key=lambda e: list(e.path)
+    )
+    if errors:
+        lines = [
+            f"  {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+            for e in errors
+        ]
+        raise ValueError("invalid config:\n" + "\n".join(lines))
+
+
+check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules call the `twostream` CLI of the environment that runs Snakemake.
@@ -20,8 +39,8 @@ SRC = Path(workflow.basedir).parent / "src" / "twostream"
 # Source files each stage runs: editing them reruns that stage (and what depends on it).
 STAGE_CODE = {
     "synthesize": ["datasets/synthetic.py", "datasets/__init__.py", "video.py"],
-    "index": ["datasets"],
-    "decode": ["decode.py", "video.py", "store.py"],
+    "index": ["datasets", "video.py", "index.py"],
+    "decode": ["decode.py", "video.py", "store.py", "index.py", "config.py"],
     "flow": ["flow", "store.py"],
     "train": ["train.py", "data.py", "models", "store.py"],
     "evaluate": ["evaluate.py", "data.py", "models", "store.py"],
@@ -69,5 +88,6 @@ def trained_models():
 
 def all_targets():
     targets = expand("results/flow/{shard}.h5", shard=shards())
+    targets += ["results/frames/bad_videos.csv"]
     targets += ["results/plots/training_curves.png", "results/plots/flow_examples.png"]
     return targets

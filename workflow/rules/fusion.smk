@@ -1,1 +1,109 @@
-# rules for the fusion stage
+# Rules for the fusion stage.
+#
+# train_fusion: one job per cell of the fusion grid (fusion.grid: methods x positions x
+# seeds, plus the `extra` entries) -> results/models/fusion-{method}-{position}-s{seed}/
+# checkpoint.pt and history.csv, initialised from the two trained streams and fine-tuned
+# (late fusion trains nothing). Its params are the cell (the wildcards) and the shared
+# fusion.train settings only, so adding a grid entry schedules only the new cells (their
+# training and evaluation) and the table. Each cell is evaluated by the `evaluate` rule.
+# ablation_table: every evaluated model (streams + grid) -> results/ablation/accuracy.csv,
+# heatmap.png, groups.png and findings.md.
+
+
+def fusion_cells():
+    """(method, position, seed) of every grid cell, in config order, without repeats."""
+    grid = (config.get("fusion") or {}).get("grid") or {}
+    seeds = grid.get("seeds", [0])
+    cells = [(m, p, s) for m in grid.get("methods", []) for p in grid.get("positions", []) for s in seeds]
+    for entry in grid.get("extra", []):
+        cells += [(entry["method"], entry["position"], s) for s in entry.get("seeds", seeds)]
+    return list(dict.fromkeys((str(m), str(p), int(s)) for m, p, s in cells))
+
+
+def fusion_models():
+    """Model names (result folders) of the fusion grid."""
+    return [f"fusion-{m}-{p}-s{s}" for m, p, s in fusion_cells()]
+
+
+def fusion_train_section():
+    """The shared fine-tuning settings (fusion.train) as canonical JSON."""
+    return json.dumps((config.get("fusion") or {}).get("train") or {}, sort_keys=True)
+
+
+def ablation_models():
+    return ["rgb", "flow"] + fusion_models()
+
+
+rule train_fusion:
+    input:
+        rgb="results/models/rgb/checkpoint.pt",
+        flow="results/models/flow/checkpoint.pt",
+        frames=expand("results/frames/{shard}.h5", shard=shards()),
+        flows=expand("results/flow/{shard}.h5", shard=shards()),
+    output:
+        checkpoint="results/models/fusion-{method}-{position}-s{seed}/checkpoint.pt",
+        history="results/models/fusion-{method}-{position}-s{seed}/history.csv",
+    params:
+        cfg=fusion_train_section(),
+        code=code_hash("fusion"),
+        out=lambda wc: f"results/models/fusion-{wc.method}-{wc.position}-s{wc.seed}",
+    wildcard_constraints:
+        method=r"[a-z0-9_]+",
+        position=r"[a-z0-9_+]+",
+        seed=r"\d+",
+    log:
+        "logs/train_fusion/fusion-{method}-{position}-s{seed}.log",
+    benchmark:
+        "benchmarks/train_fusion/fusion-{method}-{position}-s{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=1,
+    shell:
+        "twostream train-fusion --method {wildcards.method} --position {wildcards.position:q}"
+        " --seed {wildcards.seed} --rgb-checkpoint {input.rgb} --flow-checkpoint {input.flow}"
+        " --frames {input.frames} --flow {input.flows} --out {params.out}"
+        " --params {params.cfg:q} --threads {threads} > {log} 2>&1"
+
+
+rule ablation_table:
+    input:
+        scores=expand("results/eval/{model}/scores.h5", model=ablation_models()),
+        checkpoints=expand("results/models/{model}/checkpoint.pt", model=ablation_models()),
+        histories=expand("results/models/{model}/history.csv", model=ablation_models()),
+        classes=classes_csv(),
+    output:
+        csv="results/ablation/accuracy.csv",
+        heatmap=report(
+            "results/ablation/heatmap.png",
+            caption="../report/ablation_heatmap.rst",
+            category="Fusion ablation",
+        ),
+        groups=report(
+            "results/ablation/groups.png",
+            caption="../report/ablation_groups.rst",
+            category="Fusion ablation",
+        ),
+        findings="results/ablation/findings.md",
+    params:
+        cfg=json.dumps((config.get("fusion") or {}).get("table") or {}, sort_keys=True),
+        code=code_hash("ablation"),
+        models=" ".join(ablation_models()),
+        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
+    log:
+        "logs/ablation_table.log",
+    benchmark:
+        "benchmarks/ablation_table.tsv"
+    conda:
+        "../envs/summary.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "twostream ablation --params {params.cfg:q} --models {params.models}"
+        " --eval-root results/eval --models-root results/models {params.classes}"
+        " --out results/ablation > {log} 2>&1"

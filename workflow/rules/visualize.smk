@@ -1,1 +1,114 @@
-# rules for the visualize stage
+# Rules for the visualize stage.
+#
+# visualize: one job per model of visualize.models (+ the negative control,
+# visualize.control) -> results/visualization/{model}/: layers/{layer}.h5 and .png
+# (optimised inputs of `units_per_layer` units per layer at each temporal weight),
+# overview.png (one row per layer), classes.png (the verified class units),
+# summary.csv, verification.csv and verification_runs.csv. The checks need the synthetic
+# dataset's classes.csv (its generating factors); without it only the pictures and the
+# summary are made. params.cfg leaves out the model lists, so adding a model to
+# visualize.models runs only that model's job (and the collect step).
+# visualize_summary: every model's tables -> results/visualization/summary.csv and
+# verification.csv.
+
+
+def vis_models():
+    """The visualized models: visualize.models, then the negative control."""
+    sec = config.get("visualize") or {}
+    models = list(sec.get("models", ["rgb", "flow", "fusion-conv-res3-s0"]))
+    control = sec.get("control", "fusion-conv-pool-s0")
+    if control:
+        models.append(control)
+    return list(dict.fromkeys(models))
+
+
+def vis_section():
+    """The `visualize:` settings a model's job depends on (without the model lists)."""
+    sec = {k: v for k, v in (config.get("visualize") or {}).items() if k not in ("models", "control")}
+    return json.dumps(sec, sort_keys=True)
+
+
+rule visualize:
+    input:
+        unpack(eval_shards),
+        checkpoint="results/models/{model}/checkpoint.pt",
+        classes=classes_csv(),
+    output:
+        summary="results/visualization/{model}/summary.csv",
+        verification="results/visualization/{model}/verification.csv",
+        runs="results/visualization/{model}/verification_runs.csv",
+        overview=report(
+            "results/visualization/{model}/overview.png",
+            caption="../report/visualization_overview.rst",
+            category="Visualization",
+            subcategory="{model}",
+        ),
+        classes=report(
+            "results/visualization/{model}/classes.png",
+            caption="../report/visualization_classes.rst",
+            category="Visualization",
+            subcategory="{model}",
+        ),
+        layers=report(
+            directory("results/visualization/{model}/layers"),
+            patterns=["{layer}.png"],
+            caption="../report/visualization_layer.rst",
+            category="Visualization",
+            subcategory="{model}",
+        ),
+    params:
+        cfg=vis_section(),
+        code=code_hash("visualize"),
+        shards=lambda wc, input: " ".join(
+            f"--{k} " + " ".join(input[k]) for k in ("frames", "flow") if k in input.keys()
+        ),
+        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
+        control=lambda wc: (
+            "--control"
+            if wc.model == (config.get("visualize") or {}).get("control", "fusion-conv-pool-s0")
+            else ""
+        ),
+        out=lambda wc: f"results/visualization/{wc.model}",
+    log:
+        "logs/visualize/{model}.log",
+    benchmark:
+        "benchmarks/visualize/{model}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    wildcard_constraints:
+        model=r"[A-Za-z0-9_.+-]+",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "twostream visualize --checkpoint {input.checkpoint} {params.shards} {params.classes}"
+        " {params.control} --out {params.out} --params {params.cfg:q} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule visualize_summary:
+    input:
+        summaries=expand("results/visualization/{model}/summary.csv", model=vis_models()),
+        verifications=expand(
+            "results/visualization/{model}/verification.csv", model=vis_models()
+        ),
+    output:
+        summary="results/visualization/summary.csv",
+        verification="results/visualization/verification.csv",
+    params:
+        dirs=" ".join(f"results/visualization/{m}" for m in vis_models()),
+        code=code_hash("visualize"),
+    log:
+        "logs/visualize/summary.log",
+    benchmark:
+        "benchmarks/visualize/summary.tsv"
+    conda:
+        "../envs/summary.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "twostream visualize --collect {params.dirs} --summary {output.summary}"
+        " --verification {output.verification} > {log} 2>&1"

@@ -107,7 +107,7 @@ GROUPS = ("appearance", "motion", "spatiotemporal")
 class SyntheticConfig:
     seed: int = 0
     size: int = 64
-    frames: int = 16
+    frames: int = 15
     fps: float = 25.0
     fourcc: str = "XVID"
     train_per_class: int = 60
@@ -124,11 +124,16 @@ class SyntheticConfig:
     fast_factor: float = 2.0
     rotation_speed: float = 0.15
     zoom_rate: float = 0.05
+    spin: float = 0.15
     texture_contrast: float = 0.5
     texture_period: float = 5.0
     background_contrast: float = 25.0
+    background_detail: float = 0.5
     camera_speed: float = 0.3
-    camera_jitter: float = 0.0
+    camera_jitter: float = 0.3
+    object_jitter: float = 0.0
+    objects_follow_camera: bool = True
+    blur: float = 0.0
     noise: float = 6.0
     distractors: int = 1
     distractor_scale: float = 0.6
@@ -169,7 +174,8 @@ class SyntheticConfig:
         if not 0 < self.radius < self.size / 6:
             bad("radius", f"must be in (0, size/6), got {self.radius}")
         for key in ("radius_jitter", "speed_jitter", "zoom_rate", "rotation_speed", "noise",
-                    "background_contrast", "camera_speed", "camera_jitter", "speed"):
+                    "background_contrast", "camera_speed", "camera_jitter", "speed", "blur", "object_jitter", "spin",
+                    "background_detail"):
             if getattr(self, key) < 0:
                 bad(key, f"must be >= 0, got {getattr(self, key)}")
         if not 0 <= self.texture_contrast <= 1:
@@ -308,7 +314,7 @@ def _wrap(d: np.ndarray, size: int) -> np.ndarray:
     return (d + size / 2.0) % size - size / 2.0
 
 
-def _background(rng: np.random.Generator, size: int, contrast: float) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, contrast: float, detail: float) -> np.ndarray:
     """Periodic smooth texture (size, size, 3) in the Fourier domain (so it can shift by any sub-pixel)."""
     white = rng.standard_normal((size, size))
     f = np.fft.fftfreq(size)
@@ -322,7 +328,7 @@ def _background(rng: np.random.Generator, size: int, contrast: float) -> np.ndar
     fine_s[0, 0] = 0
     fine_t = np.real(np.fft.ifft2(fine_s))
     fine_t /= fine_t.std() + 1e-9
-    tex = tex + 0.5 * fine_t
+    tex = tex + detail * fine_t
     base = rng.uniform(95, 135)
     tint = rng.uniform(-12, 12, size=3)
     img = base + tint[None, None, :] + contrast * 0.7 * tex[:, :, None]
@@ -375,7 +381,7 @@ def _plan(cfg: SyntheticConfig, row: pd.Series, rng: np.random.Generator) -> lis
         u = _log_scale(cfg, rng, zoom=None)
         v = _random_unit(rng) * speed_of(cfg.speed) * rng.uniform(0.5, 1.5)
         c = rng.uniform(0, S, size=2)
-        spin = rng.uniform(-cfg.rotation_speed, cfg.rotation_speed)
+        spin = rng.uniform(-cfg.spin, cfg.spin)
         objs.append(_Object(c + v * (t - tmid), cfg.radius * np.exp(u), angle0 + spin * t[:, 0],
                             PALETTE[row.colour], True, "main", cfg.texture_contrast, phase))
     elif group == "motion":
@@ -405,14 +411,18 @@ def _plan(cfg: SyntheticConfig, row: pd.Series, rng: np.random.Generator) -> lis
             path = c + v * (t - tmid)
             if _torus_distance(path, p[None, :], S).min() >= min_d:
                 break
-        objs.append(_Object(path, r, np.full(T, angle0), mov, True, "main", cfg.texture_contrast, phase))
-        objs.append(_Object(np.repeat(p[None, :], T, 0), r.copy(), np.full(T, angle0), still, False, "still",
+        # both discs spin in place at independent random rates: the still one changes from frame to frame
+        # as much as the moving one does (which keeps the codec from treating them differently)
+        spins = rng.uniform(-cfg.spin, cfg.spin, size=2)
+        angle1 = rng.uniform(0, 2 * np.pi)
+        objs.append(_Object(path, r, angle0 + spins[0] * t[:, 0], mov, True, "main", cfg.texture_contrast, phase))
+        objs.append(_Object(np.repeat(p[None, :], T, 0), r.copy(), angle1 + spins[1] * t[:, 0], still, False, "still",
                             cfg.texture_contrast, phase.copy()))
     for _ in range(cfg.distractors):
         u = _log_scale(cfg, rng, zoom=None)
         v = _random_unit(rng) * speed_of(cfg.speed) * rng.uniform(0.5, 1.5)
         c = rng.uniform(0, S, size=2)
-        spin = rng.uniform(-cfg.rotation_speed, cfg.rotation_speed)
+        spin = rng.uniform(-cfg.spin, cfg.spin)
         objs.append(_Object(c + v * (t - tmid), cfg.radius * cfg.distractor_scale * np.exp(u),
                             rng.uniform(0, 2 * np.pi) + spin * t[:, 0], DISTRACTOR_GREY, True, "distractor",
                             cfg.texture_contrast, rng.uniform(0, cfg.texture_period, size=2)))
@@ -440,20 +450,21 @@ def render_clip(cfg: SyntheticConfig, label: int, seed: int, classes: pd.DataFra
     T, S = cfg.frames, cfg.size
     objs = _plan(cfg, row, rng)
 
-    bg_spec = _background(rng, S, cfg.background_contrast)
+    bg_spec = _background(rng, S, cfg.background_contrast, cfg.background_detail)
     # camera: slow drift plus per-frame shake; the background and every object move with it
     cam = _random_unit(rng)[None, :] * cfg.camera_speed * np.arange(T)[:, None]
     cam = cam + rng.normal(0.0, cfg.camera_jitter, size=(T, 2)) if cfg.camera_jitter > 0 else cam
     for o in objs:
-        o.centres = (o.centres + cam) % S
+        shake = rng.normal(0.0, cfg.object_jitter, size=(T, 2)) if cfg.object_jitter > 0 else 0.0
+        o.centres = (o.centres + (cam if cfg.objects_follow_camera else 0.0) + shake) % S
     bg_shift = cam
-    fy, fx = np.fft.fftfreq(S), np.fft.rfftfreq(S)
-    ph = np.exp(-2j * np.pi * (fx[None, None, :] * bg_shift[:, 0, None, None]
-                               + fy[None, :, None] * bg_shift[:, 1, None, None])).astype(np.complex64)
+    freq_y, freq_x = np.fft.fftfreq(S), np.fft.rfftfreq(S)
+    ph = np.exp(-2j * np.pi * (freq_x[None, None, :] * bg_shift[:, 0, None, None]
+                               + freq_y[None, :, None] * bg_shift[:, 1, None, None])).astype(np.complex64)
     frames = np.fft.irfft2(bg_spec[None] * ph[..., None], s=(S, S), axes=(1, 2))  # (T, S, S, 3) exact shift
 
     flow = np.empty((T - 1, S, S, 2), np.float32)
-    flow[:] = np.diff(cam, axis=0)[:, None, None, :].astype(np.float32)
+    flow[:] = np.diff(cam, axis=0)[:, None, None, :].astype(np.float32)  # background
     owner = np.full((T, S, S), -1, np.int16)
     tt = np.arange(T)
     for k in reversed(range(len(objs))):  # distractors first (underneath), the main object last
@@ -493,6 +504,9 @@ def render_clip(cfg: SyntheticConfig, label: int, seed: int, classes: pd.DataFra
         cur[..., 1] = np.where(sel, fy, cur[..., 1])
         flow[t1, rows[:-1], cols[:-1]] = cur
     mask = owner >= 0
+    if cfg.blur > 0:  # lens blur (Gaussian, periodic like the world), before the sensor noise
+        g = np.exp(-2 * (np.pi * cfg.blur) ** 2 * (freq_y[:, None] ** 2 + freq_x[None, :] ** 2))
+        frames = np.fft.irfft2(np.fft.rfft2(frames, axes=(1, 2)) * g[None, :, :, None], s=(S, S), axes=(1, 2))
     if cfg.noise > 0:
         frames += cfg.noise * rng.standard_normal(size=frames.shape, dtype=np.float32)
     frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
@@ -545,11 +559,23 @@ def _write_text(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
-def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = True) -> pd.DataFrame:
-    """Write the whole dataset under ``root`` (atomically: built in a sibling temp folder, then renamed).
+def _write_clips(cfg: SyntheticConfig, folder: str, rows: list[tuple[str, int, int]]) -> int:
+    """Render and encode clips ``(path, label, seed)`` under ``folder`` (one worker's share)."""
+    classes = class_table(cfg)
+    for path, label, seed in rows:
+        write_video(Path(folder) / path, render_clip(cfg, label, seed, classes).frames, cfg.fps, cfg.fourcc)
+    return len(rows)
 
-    Returns the video table (as written to ``videos.csv``).
+
+def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = True, workers: int = 1) -> pd.DataFrame:
+    """Write the whole dataset under ``root`` and return the video table (as in ``videos.csv``).
+
+    Atomic: everything is written into a hidden sibling folder that replaces ``root`` only when
+    complete, so an interrupted run never leaves a complete-looking dataset.  ``workers`` processes
+    render and encode in parallel; the output does not depend on it.
     """
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm import tqdm
 
     cfg.validate()
@@ -564,10 +590,19 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
         videos = video_table(cfg)
         for name in classes.class_name:
             (tmp / name).mkdir()
-        for r in tqdm(videos.itertuples(), total=len(videos), desc="synth", disable=not progress,
-                      file=sys.stderr, mininterval=2.0):
-            clip = render_clip(cfg, r.label, r.seed, classes)
-            write_video(tmp / r.path, clip.frames, cfg.fps, cfg.fourcc)
+        jobs = list(zip(videos.path, videos.label.astype(int), videos.seed.astype(int)))
+        chunk = 32
+        chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
+        bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress, file=sys.stderr,
+                   mininterval=2.0)
+        if workers <= 1:
+            for c in chunks:
+                bar.update(_write_clips(cfg, str(tmp), c))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as ex:
+                for n in ex.map(_write_clips, [cfg] * len(chunks), [str(tmp)] * len(chunks), chunks):
+                    bar.update(n)
+        bar.close()
         classes.to_csv(tmp / "classes.csv", index=False)
         videos.to_csv(tmp / "videos.csv", index=False)
         _write_text(tmp / "classInd.txt", [f"{lab + 1} {n}" for lab, n in zip(classes.label, classes.class_name)])
@@ -595,13 +630,14 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_params_arguments(p)
     p.add_argument("--out", required=True, help="dataset root to write (UCF101 layout)")
+    p.add_argument("--threads", type=int, default=1, help="worker processes (the output does not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = make_config(section_from_args(args, "synthetic"))
     t0 = time.perf_counter()
-    videos = generate(cfg, args.out, progress=not args.no_progress)
+    videos = generate(cfg, args.out, progress=not args.no_progress, workers=args.threads)
     dt = time.perf_counter() - t0
     n_frames = len(videos) * cfg.frames
     print(f"synth: {len(videos)} videos, {n_frames} frames, {videos.label.nunique()} classes "

@@ -41,7 +41,7 @@ class TVL1Params:
             ("outer_iterations", isinstance(self.outer_iterations, int) and self.outer_iterations >= 1),
             ("scale_step", 0 < self.scale_step < 1),
             # cv2.medianBlur on float images supports only 3 and 5 (1 turns filtering off)
-            ("median_filtering", self.median_filtering in (0, 1, 3, 5)),
+            ("median_filtering", self.median_filtering in (1, 3, 5)),
         ]
         for name, ok in checks:
             if not ok:
@@ -69,7 +69,7 @@ class FlowConfig:
     device: str = "auto"  # torch backend: auto (cuda if present) | cpu | cuda | cuda:N
     batch_size: int = 64  # torch backend: frame pairs solved together
     stopping: str = "opencv"  # torch backend: opencv (per-pair epsilon test, as OpenCV) | fixed (all iterations)
-    compile: bool = False  # torch backend: torch.compile the inner iteration (warm-up ~10-20 s per process)
+    compile: bool = True  # torch backend: torch.compile the inner iteration (warm-up ~10-20 s per process)
     bound: float = 20.0  # flow is clipped to +-bound pixels/frame before storage
     storage: str = "uint8"  # uint8 (quantized, 128 = zero, rounding) | float16
     tvl1: TVL1Params = field(default_factory=TVL1Params)

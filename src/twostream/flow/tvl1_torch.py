@@ -97,7 +97,8 @@ def median_blur_cv2(u: torch.Tensor, k: int) -> torch.Tensor:
     a = u.detach().reshape(B * C, H, W).cpu().numpy()
     tall = np.pad(a, ((0, 0), (r, r), (r, r)), mode="edge").reshape(B * C * (H + 2 * r), W + 2 * r)
     out = cv2.medianBlur(tall, k).reshape(B * C, H + 2 * r, W + 2 * r)[:, r : r + H, r : r + W]
-    return torch.from_numpy(np.ascontiguousarray(out)).view(B, C, H, W).to(u.device)
+    # a fresh tensor, not a view: compiled steps guard on whether their inputs are views
+    return torch.from_numpy(np.ascontiguousarray(out).reshape(B, C, H, W)).to(u.device)
 
 
 def _minmax(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,6 +197,13 @@ _FUNCS = {"step": tvl1_step, "step_masked": tvl1_step_masked, "median": median_b
 
 @functools.lru_cache(maxsize=None)
 def _compiled(name: str):
+    import torch._dynamo
+    import torch.fx.experimental._config as fx_config
+
+    # one graph per pyramid level size must not exhaust dynamo's cache (default 8) and
+    # square images must not specialise H == W
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    fx_config.use_duck_shape = False
     return torch.compile(_FUNCS[name], dynamic=True)
 
 
@@ -206,9 +214,10 @@ class TorchTVL1:
     """Callable: (prev, next) uint8 grayscale (B, H, W) -> float32 flow (B, H, W, 2).
 
     ``device``: "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
-    ``stopping``: "opencv" (per-pair epsilon test) or "fixed" (all iterations).
-    ``compile``: torch.compile the iteration (dynamic shapes; one warm-up per process).
-    ``batch_size``: pairs solved together (CPU: small batches stay in cache).
+    ``stopping``: "opencv" (OpenCV's epsilon test, per pair) or "fixed" (all iterations).
+    ``compile``: torch.compile the iteration (dynamic shapes; one warm-up per process;
+    falls back to eager mode with a warning where compiling fails).
+    ``batch_size``: pairs solved together.
     """
 
     name = "torch"
@@ -224,9 +233,13 @@ class TorchTVL1:
         self.params = params
         self.device = resolve_device(device)
         self.stopping = stopping
-        self.compile = compile
-        self.batch_size = batch_size
+        self.compile = bool(compile)
+        self.batch_size = int(batch_size)
         self.iterations = 0  # inner iterations x pairs run so far (for reports)
+        # how the "opencv" stopping rule runs: shrink the batch (CPU) or freeze by masks (GPU)
+        self.stop_impl = "compact" if self.device.type == "cpu" else "masked"
+        if self.compile:
+            self._warm_up()
 
     # public API -----------------------------------------------------------
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -234,8 +247,8 @@ class TorchTVL1:
         nxt = np.asarray(nxt)
         out = np.empty(prev.shape + (2,), np.float32)
         for s in range(0, len(prev), self.batch_size):
-            i0 = torch.from_numpy(np.ascontiguousarray(prev[s : s + self.batch_size])).to(self.device)
-            i1 = torch.from_numpy(np.ascontiguousarray(nxt[s : s + self.batch_size])).to(self.device)
+            i0 = torch.from_numpy(np.ascontiguousarray(prev[s : s + self.batch_size]))
+            i1 = torch.from_numpy(np.ascontiguousarray(nxt[s : s + self.batch_size]))
             u = self.flow(i0, i1)
             out[s : s + len(i0)] = u.permute(0, 2, 3, 1).cpu().numpy()
         return out
@@ -244,8 +257,8 @@ class TorchTVL1:
     def flow(self, i0: torch.Tensor, i1: torch.Tensor) -> torch.Tensor:
         """(B, H, W) images (uint8 0..255 or float 0..255) -> (B, 2, H, W) flow in pixels."""
         pr = self.params
-        i0 = i0.to(self.device, torch.float32)
-        i1 = i1.to(self.device, torch.float32)
+        i0 = i0.to(self.device, torch.float32, non_blocking=True)
+        i1 = i1.to(self.device, torch.float32, non_blocking=True)
         B, H, W = i0.shape
         sizes = pyramid_sizes(H, W, pr.nscales, pr.scale_step)
         lv0, lv1 = [i0], [i1]
@@ -260,6 +273,29 @@ class TorchTVL1:
         return u
 
     # internals ------------------------------------------------------------
+    def _warm_up(self) -> None:
+        """Compile on a tiny batch; fall back to eager mode if the compiler fails."""
+        import warnings
+
+        try:
+            g = torch.Generator().manual_seed(0)
+            # levels 48x48 .. 20x20 cover both graphs inductor makes (small and large planes)
+            a = (torch.rand((2, 48, 48), generator=g) * 255).to(torch.uint8)
+            p = self.params
+            self.params = TVL1Params(nscales=5, warps=1, outer_iterations=1, inner_iterations=2,
+                                     median_filtering=p.median_filtering)
+            try:
+                self.flow(a, torch.roll(a, 1, 2))
+            finally:
+                self.params = p
+        except Exception as e:  # no C++ compiler, unsupported platform...
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {e}); running TV-L1 in eager mode")
+            self.compile = False
+        self.iterations = 0
+
+    def _fn(self, name: str):
+        return _compiled(name) if self.compile else _FUNCS[name]
+
     def _median(self, u: torch.Tensor) -> torch.Tensor:
         k = self.params.median_filtering
         if u.device.type == "cpu":
@@ -271,15 +307,8 @@ class TorchTVL1:
     def _one_scale(self, i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         pr = self.params
         B, H, W = i0.shape
-        l_t = float(pr.lambda_ * pr.theta)
-        taut = float(pr.tau / pr.theta)
-        theta = float(pr.theta)
-        scaled_eps = pr.epsilon * pr.epsilon * H * W
-        median = pr.median_filtering > 1
-        step = _compiled("step") if self.compile else tvl1_step
-        steps = _compiled("steps") if self.compile else tvl1_steps
-        fixed = self.stopping == "fixed"
-
+        consts = dict(l_t=float(pr.lambda_ * pr.theta), theta=float(pr.theta), taut=float(pr.tau / pr.theta))
+        scaled_eps = float(pr.epsilon * pr.epsilon * H * W)
         img = torch.cat((i1[:, None], centered_gradient(i1)), 1)  # I1, I1x, I1y
         p = torch.zeros((B, 2, 2, H, W), device=i0.device)
         u = u.contiguous()
@@ -289,42 +318,80 @@ class TorchTVL1:
             grad = (ig * ig).sum(1)
             rho_c = w[:, 0] - ig[:, 0] * u[:, 0] - ig[:, 1] * u[:, 1] - i0
             inv_grad = torch.where(grad > FLT_EPSILON, 1.0 / grad.clamp_min(FLT_EPSILON), torch.zeros_like(grad))
-            if fixed:
-                for _ in range(pr.outer_iterations):
-                    if median:
-                        u = self._median(u)
-                    u, p = steps(u, p, ig, rho_c, inv_grad, l_t, theta, taut, pr.inner_iterations)
-                self.iterations += B * pr.outer_iterations * pr.inner_iterations
-                continue
-            # OpenCV's stopping test, per pair; converged pairs leave the batch
-            idx = torch.arange(B, device=i0.device)
-            ua, pa, iga, rca, iva = u, p, ig, rho_c, inv_grad
-            for _ in range(pr.outer_iterations):
-                if median:
-                    ua = self._median(ua)
-                for _ in range(pr.inner_iterations):
-                    ua, pa, err = step(ua, pa, iga, rca, iva, l_t, theta, taut)
-                    self.iterations += len(idx)
-                    going = err > scaled_eps
-                    if bool(going.all()):
-                        continue
-                    done = ~going
-                    u = u.clone() if u is ua else u
-                    p = p.clone() if p is pa else p
-                    u[idx[done]] = ua[done]
-                    p[idx[done]] = pa[done]
-                    idx = idx[going]
-                    if len(idx) == 0:
-                        break
-                    ua, pa, iga, rca, iva = ua[going], pa[going], iga[going], rca[going], iva[going]
-                if len(idx) == 0:
-                    break
-            if len(idx) == B:
-                u, p = ua, pa
-            elif len(idx):
-                u[idx] = ua
-                p[idx] = pa
+            if self.stopping == "fixed":
+                u, p = self._warp_fixed(u, p, ig, rho_c, inv_grad, consts)
+            elif self.stop_impl == "compact":
+                u, p = self._warp_compact(u, p, ig, rho_c, inv_grad, scaled_eps, consts)
+            else:
+                u, p = self._warp_masked(u, p, ig, rho_c, inv_grad, scaled_eps, consts)
         return u
+
+    def _warp_fixed(self, u, p, ig, rho_c, inv_grad, consts):
+        """All outer x inner iterations, no stopping test."""
+        pr = self.params
+        step = self._fn("step")
+        for _ in range(pr.outer_iterations):
+            if pr.median_filtering > 1:
+                u = self._median(u)
+            for _ in range(pr.inner_iterations):
+                u, p, _ = step(u, p, ig, rho_c, inv_grad, **consts)
+        self.iterations += len(u) * pr.outer_iterations * pr.inner_iterations
+        return u, p
+
+    def _warp_masked(self, u, p, ig, rho_c, inv_grad, scaled_eps, consts):
+        """OpenCV's stopping test per pair without host synchronisation inside the inner loop
+        (GPU): stopped pairs are frozen by masks; one check per outer iteration."""
+        pr = self.params
+        step = self._fn("step_masked")
+        going = torch.ones(len(u), dtype=torch.bool, device=u.device)
+        for _ in range(pr.outer_iterations):
+            if pr.median_filtering > 1:
+                u = torch.where(going.view(-1, 1, 1, 1), self._median(u), u)
+            for _ in range(pr.inner_iterations):
+                u, p, going = step(u, p, ig, rho_c, inv_grad, going, scaled_eps, **consts)
+            self.iterations += len(u) * pr.inner_iterations
+            if not bool(going.any()):
+                break
+        return u, p
+
+    def _warp_compact(self, u, p, ig, rho_c, inv_grad, scaled_eps, consts):
+        """OpenCV's stopping test per pair after every inner iteration (CPU): pairs that
+        stop leave the batch, so the remaining work shrinks. (A batch never shrinks to one
+        pair: a stopped pair rides along, ignored, so compiled code is not specialised to 1.)"""
+        pr = self.params
+        step = self._fn("step")
+        B = len(u)
+        idx = torch.arange(B, device=u.device)  # row of the full batch; -1 = passenger
+        ua, pa, iga, rca, iva = u, p, ig, rho_c, inv_grad
+        for _ in range(pr.outer_iterations):
+            if pr.median_filtering > 1:
+                ua = self._median(ua)
+            for _ in range(pr.inner_iterations):
+                ua, pa, err = step(ua, pa, iga, rca, iva, **consts)
+                live = idx >= 0
+                self.iterations += int(live.sum())
+                going = (err > scaled_eps) & live
+                if bool((going == live).all()):
+                    continue
+                done = live & ~going
+                if u is ua or p is pa:
+                    u, p = u.clone(), p.clone()
+                u[idx[done]] = ua[done]
+                p[idx[done]] = pa[done]
+                n_going = int(going.sum())
+                if n_going == 0:
+                    return u, p
+                keep = going.clone()
+                if n_going == 1 and len(keep) > 1:
+                    keep[int(torch.nonzero(~going)[0])] = True  # passenger
+                idx = torch.where(going, idx, -1)[keep]
+                ua, pa, iga, rca, iva = ua[keep], pa[keep], iga[keep], rca[keep], iva[keep]
+        if len(idx) == B and bool((idx >= 0).all()):
+            return ua, pa
+        live = idx >= 0
+        u[idx[live]] = ua[live]
+        p[idx[live]] = pa[live]
+        return u, p
 
 
 def resolve_device(device: str) -> torch.device:

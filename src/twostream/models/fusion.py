@@ -23,7 +23,7 @@ method              position                    what it builds
 ``<m>_pool3d``      a stage                     spatial method ``<m>`` (sum/max/concat/conv)
                                                 per frame, then 3D max pooling over the ``T``
                                                 frames of a sample ("2D conv + 3D pool")
-``conv3d_pool3d``   a stage                     3x3x3 conv fusion over ``T`` frames,
+``conv3d_pool3d``   a stage                     3x3x3 (``conv3d_kernel``) conv fusion over T,
                                                 initialised as ``a + m`` times a temporal
                                                 Gaussian, then 3D pooling
 ``st_add``          stages joined by ``+``      ST-ResNet: after each listed stage the motion
@@ -202,27 +202,31 @@ def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
 
 
 class Conv3dFusion(nn.Module):
-    """3x3x3 conv over ``[a, m]`` stacked on channels across ``T`` frames.
+    """3D conv over ``[a, m]`` stacked on channels across ``T`` frames.
 
-    Input (B, 2C, T, H, W) built by the caller; initialised as
-    ``sum_t G(t) (a_t + m_t)`` (identity at the spatial centre, a temporal Gaussian
-    with sigma 1, as in the authors' 3D fusion; replicate padding), so on frames
-    that do not change it equals sum fusion.
+    Input (B, C, T, H, W) each; ``kernel`` (t, h, w), odd sizes, default 3x3x3 as the
+    paper. Initialised as ``sum_t G(t) (w0 a_t + w1 m_t)`` (identity at the spatial centre,
+    a temporal Gaussian with sigma 1, as in the authors' 3D fusion; replicate padding), so
+    on frames that do not change it equals sum fusion.
     """
 
-    def __init__(self, ca: int, cm: int, weights: tuple[float, float] = (1.0, 1.0), kernel_t: int = 3):
+    def __init__(self, ca: int, cm: int, weights: tuple[float, float] = (1.0, 1.0),
+                 kernel: tuple[int, int, int] = (3, 3, 3)):
         super().__init__()
         if ca != cm:
             raise ValueError(f"conv3d fusion needs equal channels, got {ca} and {cm}")
-        self.conv = nn.Conv3d(ca + cm, ca, kernel_size=(kernel_t, 3, 3), padding=(kernel_t // 2, 1, 1),
+        kt, kh, kw = (int(k) for k in kernel)
+        if min(kt, kh, kw) < 1 or not (kt % 2 and kh % 2 and kw % 2):
+            raise ConfigError(f"fusion.train.conv3d_kernel must be three odd sizes >= 1, got {list(kernel)}")
+        self.conv = nn.Conv3d(ca + cm, ca, kernel_size=(kt, kh, kw), padding=(kt // 2, kh // 2, kw // 2),
                               padding_mode="replicate")
-        g = gaussian_kernel(kernel_t)
+        g = gaussian_kernel(kt)
         with torch.no_grad():
             self.conv.weight.zero_()
             eye = torch.eye(ca)
-            for t in range(kernel_t):
-                self.conv.weight[:, :ca, t, 1, 1] = weights[0] * g[t] * eye
-                self.conv.weight[:, ca:, t, 1, 1] = weights[1] * g[t] * eye
+            for t in range(kt):
+                self.conv.weight[:, :ca, t, kh // 2, kw // 2] = weights[0] * g[t] * eye
+                self.conv.weight[:, ca:, t, kh // 2, kw // 2] = weights[1] * g[t] * eye
             self.conv.bias.zero_()
 
     def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -358,7 +362,8 @@ class FusionNet(nn.Module):
 
     def __init__(self, rgb: nn.Module, flow: nn.Module, method: str, position: str, *,
                  bilinear_dim: int = 64, conv_init: tuple[float, float] = (1.0, 1.0),
-                 late_weights: tuple[float, float] = (1.0, 1.0), dropout: float | None = None):
+                 late_weights: tuple[float, float] = (1.0, 1.0), dropout: float | None = None,
+                 conv3d_kernel: tuple[int, int, int] = (3, 3, 3)):
         super().__init__()
         self.stages = parse_position(method, position)
         if rgb.num_classes != flow.num_classes:
@@ -388,7 +393,7 @@ class FusionNet(nn.Module):
         _drop_after(self.flow, stage)  # the motion tower ends at the fusion point
         base = method.removesuffix("_pool3d")
         if base == "conv3d":
-            self.fuse: nn.Module = Conv3dFusion(ca, cm, tuple(conv_init))
+            self.fuse: nn.Module = Conv3dFusion(ca, cm, tuple(conv_init), tuple(conv3d_kernel))
         else:
             self.fuse = make_spatial_fusion(base, ca, cm, bilinear_dim=bilinear_dim, conv_init=tuple(conv_init))
         if base.startswith("bilinear"):
@@ -439,12 +444,14 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def fusion_spec(rgb_spec: dict, flow_spec: dict, method: str, position: str, *, bilinear_dim: int = 64,
-                conv_init=(1.0, 1.0), late_weights=(1.0, 1.0), dropout: float | None = None) -> dict:
+                conv_init=(1.0, 1.0), late_weights=(1.0, 1.0), dropout: float | None = None,
+                conv3d_kernel=(3, 3, 3)) -> dict:
     """The ``spec`` a fused checkpoint stores; ``build_fusion(spec)`` rebuilds the network."""
     return {
         "kind": "fusion", "method": method, "position": position, "rgb": dict(rgb_spec),
         "flow": dict(flow_spec), "bilinear_dim": int(bilinear_dim), "conv_init": [float(w) for w in conv_init],
         "late_weights": [float(w) for w in late_weights], "dropout": None if dropout is None else float(dropout),
+        "conv3d_kernel": [int(k) for k in conv3d_kernel],
     }
 
 
@@ -456,6 +463,7 @@ def build_fusion(spec: dict) -> FusionNet:
         build_stream(spec["rgb"]), build_stream(spec["flow"]), spec["method"], spec["position"],
         bilinear_dim=spec.get("bilinear_dim", 64), conv_init=tuple(spec.get("conv_init", (1.0, 1.0))),
         late_weights=tuple(spec.get("late_weights", (1.0, 1.0))), dropout=spec.get("dropout"),
+        conv3d_kernel=tuple(spec.get("conv3d_kernel", (3, 3, 3))),
     )
     net.spec = dict(spec)
     return net

@@ -104,3 +104,26 @@ def class_log_prob(units: int | Sequence[int], layer: str = OUTPUT) -> Objective
         return _select(logp, units, layer)
 
     return Objective(fn, [layer], f"logp:{layer}:{units}")
+
+
+def channels(layers: Sequence[str], units: Sequence[int], where: str = "mean") -> Objective:
+    """Sample ``b`` maximises channel ``units[b]`` of layer ``layers[b]``: many layers in one batch."""
+    if len(layers) != len(units):
+        raise InputError(f"{len(layers)} layers but {len(units)} units")
+    groups: dict[str, list[int]] = {}
+    for b, l in enumerate(layers):
+        groups.setdefault(l, []).append(b)
+    parts = {l: (idx, channel(l, [units[b] for b in idx], where)) for l, idx in groups.items()}
+
+    def fn(acts: Acts) -> torch.Tensor:
+        out = None
+        for l, (idx, obj) in parts.items():
+            rows = torch.as_tensor(idx)
+            sub = {l: acts[l].index_select(0, rows)}
+            v = obj(sub)
+            if out is None:
+                out = v.new_zeros(len(layers))
+            out = out.index_copy(0, rows, v)
+        return out
+
+    return Objective(fn, list(groups), f"{len(groups)} layers")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..errors import InputError
@@ -78,8 +77,8 @@ class Input(torch.nn.Module):
             self.param = torch.nn.Parameter(_seeded_normal((channels, h, wf, 2), seeds, sd))
             f = _freqs(h, w)
             scale = 1.0 / torch.clamp(f, min=1.0 / max(h, w)) ** decay_power
-            # normalise so that a unit-variance spectrum gives roughly unit-variance pixels
-            scale = scale * np.sqrt(h * w) / scale.square().mean().sqrt()
+            # normalise (with the orthonormal FFT) so pixels have about the spectrum's spread
+            scale = scale / scale.square().mean().sqrt()
             self.register_buffer("spectrum_scale", scale[None, None, :, :, None])
 
     @property

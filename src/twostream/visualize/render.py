@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -77,65 +77,94 @@ class Preprocess:
         out = {}
         for name, t in x.items():
             if kinds[name] == "rgb":
-                m = torch.as_tensor(self.rgb_mean, dtype=t.dtype).view(1, -1, 1, 1)
-                s = torch.as_tensor(self.rgb_std, dtype=t.dtype).view(1, -1, 1, 1)
-                t = (t - m) / s
-            else:
+                if any(v != 0 for v in self.rgb_mean) or any(v != 1 for v in self.rgb_std):
+                    m = torch.as_tensor(self.rgb_mean, dtype=t.dtype).view(1, -1, 1, 1)
+                    s = torch.as_tensor(self.rgb_std, dtype=t.dtype).view(1, -1, 1, 1)
+                    t = (t - m) / s
+            elif float(self.flow_scale) != 1.0:
                 t = t * float(self.flow_scale)
             out[name] = t
         return out
 
 
-class Probe:
-    """Runs a model and returns the activations of named layers plus its output.
+# ResNet stage name -> (attribute of the module whose output it is, function applied after)
+STAGE_ALIASES: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor] | None]] = {
+    "conv1": ("bn1", torch.relu),
+    "res2": ("layer1", None),
+    "res3": ("layer2", None),
+    "res4": ("layer3", None),
+    "res5": ("layer4", None),
+    "pool": ("avgpool", lambda t: torch.flatten(t, 1)),
+    "fc": ("fc", None),
+}
 
-    Two ways to reach a layer: models with ``forward_stages(*inputs, upto=stage)`` and a
-    ``stages`` tuple (this project's streams and fused networks) are run only up to the
-    deepest stage asked for; any other layer name is a dotted submodule path whose
-    output is recorded by a forward hook during a full forward pass.
-    ``OUTPUT`` is the model's return value.
+
+class _Stop(Exception):
+    """Raised by a hook once every asked layer is recorded, to skip the rest of the pass."""
+
+
+def resolve_layer(model: torch.nn.Module, name: str) -> tuple[torch.nn.Module, Callable | None]:
+    """The module whose output is layer ``name`` and a function to apply to it.
+
+    ``name`` is a dotted path; its last part may be a ResNet stage name (``conv1``,
+    ``res2``..``res5``, ``pool``, ``fc``) of a module that has ``stage_channels``
+    (``"res3"`` of a stream, ``"rgb.res4"`` of a fused network), or any submodule path
+    (``"fuse"``).
+    """
+    parent_path, _, last = name.rpartition(".")
+    try:
+        parent = model.get_submodule(parent_path) if parent_path else model
+        if last in STAGE_ALIASES and hasattr(parent, "stage_channels"):
+            attr, post = STAGE_ALIASES[last]
+            return parent.get_submodule(attr), post
+        return model.get_submodule(name), None
+    except AttributeError:
+        known = [n for n, _ in model.named_children()]
+        stages = ", ".join(STAGE_ALIASES)
+        raise InputError(
+            f"model has no layer {name!r} (stages: {stages}; top-level modules: {', '.join(known)})"
+        ) from None
+
+
+class Probe:
+    """Runs a model and returns the activations of named layers (and its output).
+
+    Layers are recorded by forward hooks (see ``resolve_layer``). When the model's
+    output is not needed the pass stops as soon as every asked layer is recorded, so
+    early layers are cheap. ``OUTPUT`` is the model's return value. The model is called
+    as ``model(*[x[m] for m in model.modalities])`` (or in ``names`` order).
     """
 
     def __init__(self, model: torch.nn.Module, layers: Sequence[str], names: Sequence[str]):
         self.model = model
         self.names = tuple(getattr(model, "modalities", None) or names)
         self.layers = [l for l in dict.fromkeys(layers) if l != OUTPUT]
-        stages = tuple(getattr(model, "stages", ()) or ())
-        self.use_stages = hasattr(model, "forward_stages") and all(l in stages for l in self.layers)
-        if self.use_stages and self.layers:
-            self.upto = max(self.layers, key=stages.index)
-        self.modules = {}
-        if not self.use_stages:
-            for name in self.layers:
-                try:
-                    self.modules[name] = model.get_submodule(name)
-                except AttributeError:
-                    known = list(stages) or [n for n, _ in model.named_children()]
-                    raise InputError(f"model has no layer {name!r} (layers: {', '.join(known)})") from None
+        self.modules = {name: resolve_layer(model, name) for name in self.layers}
 
     def __call__(self, x: dict[str, torch.Tensor], output: bool = True) -> dict[str, torch.Tensor]:
         args = [x[n] for n in self.names]
-        if self.use_stages:
-            acts: dict[str, torch.Tensor] = {}
-            if self.layers:
-                acts = dict(self.model.forward_stages(*args, upto=self.upto))
-            if output:
-                acts[OUTPUT] = self.model(*args)
-            return acts
-        acts = {}
+        acts: dict[str, torch.Tensor] = {}
         handles = []
-        for name, mod in self.modules.items():
+        want = set(self.layers)
+        for name, (mod, post) in self.modules.items():
 
-            def hook(_m, _inp, out, name=name):
-                acts[name] = out[0] if isinstance(out, (tuple, list)) else out
+            def hook(_m, _inp, out, name=name, post=post):
+                out = out[0] if isinstance(out, (tuple, list)) else out
+                acts[name] = post(out) if post is not None else out
+                if not output and want <= acts.keys():
+                    raise _Stop
 
             handles.append(mod.register_forward_hook(hook))
         try:
-            out = self.model(*args)
+            acts[OUTPUT] = self.model(*args)
+        except _Stop:
+            pass
         finally:
             for h in handles:
                 h.remove()
-        acts[OUTPUT] = out
+        missing = want - acts.keys()
+        if missing:
+            raise InputError(f"layer(s) {', '.join(sorted(missing))} not computed by this model's forward pass")
         return acts
 
 

@@ -26,6 +26,7 @@ they are unit-tested on hand-built models; ``run_checks`` drives a trained model
 from __future__ import annotations
 
 import colorsys
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,10 @@ _DIRECTIONS = {
 }
 
 
+# motions without one direction of translation
+_NO_DIRECTION = {"none", "still", "static", "random", "cw", "ccw", "in", "out"}
+
+
 def _parse_colour(v, where: str) -> tuple[float, float, float] | None:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
         return None
@@ -94,7 +99,7 @@ def _parse_direction(v, where: str) -> tuple[float, float] | None:
         s = v.strip().lower()
         if s in _DIRECTIONS:
             return _DIRECTIONS[s]
-        if s in ("none", "still", "static"):
+        if s in _NO_DIRECTION:
             return None
         try:
             parts = [float(t) for t in s.replace(",", " ").replace(";", " ").split()]
@@ -116,12 +121,18 @@ def _parse_direction(v, where: str) -> tuple[float, float] | None:
 
 
 def read_classes(path: str | Path) -> list[ClassFactors]:
-    """Read ``classes.csv`` (label, name/class_name, group, colour, direction, moving_colour, still_colour)."""
+    """Read the synthetic dataset's ``classes.csv``.
+
+    Columns used: ``label``, ``class_name`` (or ``name``), ``group``, ``direction``
+    (left/right/up/down, an angle in degrees or "dx dy"; other motions such as
+    rotate/zoom/random have none), ``moving_rgb`` and ``still_rgb`` ("R G B" 0..255).
+    The colour of an appearance class is its ``moving_rgb`` (or ``colour_rgb``/``rgb``).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: classes file not found")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, keep_default_na=False)
     except Exception as e:  # noqa: BLE001
         raise InputError(f"{path}: not a readable CSV ({e})") from None
     name_col = "class_name" if "class_name" in df else "name"
@@ -131,16 +142,20 @@ def read_classes(path: str | Path) -> list[ClassFactors]:
     out = []
     for i, row in df.iterrows():
         where = f"{path} row {i + 2}"
-        r = row.to_dict()
+        r = {k: (None if v == "" else v) for k, v in row.to_dict().items()}
+        group = str(r["group"])
+        moving = _parse_colour(r.get("moving_rgb"), where)
+        still = _parse_colour(r.get("still_rgb"), where)
+        colour = _parse_colour(r.get("colour_rgb", r.get("rgb")), where) or moving
         out.append(
             ClassFactors(
                 label=int(r["label"]),
                 name=str(r[name_col]),
-                group=str(r["group"]),
-                colour=_parse_colour(r.get("colour", r.get("color")), where),
+                group=group,
+                colour=colour if group == "appearance" else None,
                 direction=_parse_direction(r.get("direction"), where),
-                moving_colour=_parse_colour(r.get("moving_colour", r.get("moving_color")), where),
-                still_colour=_parse_colour(r.get("still_colour", r.get("still_color")), where),
+                moving_colour=moving if group == "spatiotemporal" else None,
+                still_colour=still if group == "spatiotemporal" else None,
             )
         )
     return out
@@ -205,19 +220,32 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
-def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], still: Sequence[float]) -> tuple[float, float]:
+def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], still: Sequence[float],
+               method: str = "contrast") -> tuple[float, float]:
     """(corr(moving-colour map, |flow|), corr(still-colour map, |flow|)).
 
-    A colour map is minus the distance of each pixel to the colour; |flow| is the
-    mean over the L fields of the per-pixel flow magnitude.
+    |flow| is the mean over the L fields of the per-pixel flow magnitude. Colour maps:
+
+    * ``contrast`` (default): the projection of each pixel's colour on
+      ``moving - still`` (for red and blue, about R - B); the still-colour map is its
+      negative, so the two correlations are opposite. It rewards the moving colour where
+      the motion is *and* the still colour where there is none, whichever of the two
+      a unit encodes;
+    * ``distance``: minus the distance of each pixel to the colour, for each colour.
     """
     img = np.asarray(image, dtype=np.float64)
     f = np.asarray(flow, dtype=np.float64)
     if f.ndim == 3:
         f = f[None]
     mag = np.hypot(f[..., 0], f[..., 1]).mean(0)
-    m = -np.linalg.norm(img - np.asarray(moving, dtype=float), axis=-1)
-    s = -np.linalg.norm(img - np.asarray(still, dtype=float), axis=-1)
+    mv, st = np.asarray(moving, dtype=float), np.asarray(still, dtype=float)
+    if method == "contrast":
+        c = _corr(img @ (mv - st), mag)
+        return c, -c
+    if method != "distance":
+        raise InputError(f"colocation method {method!r} is not contrast or distance")
+    m = -np.linalg.norm(img - mv, axis=-1)
+    s = -np.linalg.norm(img - st, axis=-1)
     return _corr(m, mag), _corr(s, mag)
 
 
@@ -229,6 +257,7 @@ class Thresholds:
     min_corr: float = 0.2
     min_corr_gap: float = 0.2
     min_pass_rate: float = 0.8
+    colocation_map: str = "contrast"
 
 
 # ---- judging one run -------------------------------------------------------------------
@@ -244,18 +273,27 @@ class RunResult:
     setting: int
     status: str
     detail: dict = field(default_factory=dict)
+    inputs: dict | None = None  # the optimised inputs (rgb (H, W, 3), flow (L, H, W, 2)) when kept
 
 
-def gate(prob: float | None, rgb: np.ndarray | None, flow: np.ndarray | None, th: Thresholds) -> tuple[bool, dict]:
-    """Does the optimised input count? (class probability and real signal in every input)."""
+# which inputs must carry signal for each check
+NEEDS = {"colour": ("rgb",), "direction": ("flow",), "colocation": ("rgb", "flow"), "temporal": ("flow",)}
+
+
+def gate(prob: float | None, rgb: np.ndarray | None, flow: np.ndarray | None, th: Thresholds,
+         needs: Sequence[str] = ("rgb", "flow")) -> tuple[bool, dict]:
+    """Does the optimised input count? The class probability is high enough and every
+    input the check judges (``needs``) carries real signal."""
     d: dict = {"prob": float("nan") if prob is None else float(prob)}
     ok = prob is not None and prob >= th.min_prob
     if flow is not None:
         d["flow_top"], _ = top_flow(flow)
-        ok = ok and d["flow_top"] >= th.min_flow
+        if "flow" in needs:
+            ok = ok and d["flow_top"] >= th.min_flow
     if rgb is not None:
         d["image_std"] = float(np.asarray(rgb).std())
-        ok = ok and d["image_std"] >= th.min_image_std
+        if "rgb" in needs:
+            ok = ok and d["image_std"] >= th.min_image_std
     return bool(ok), d
 
 
@@ -272,16 +310,18 @@ def judge_colour(rgb: np.ndarray, label: int, colours: dict[int, tuple[float, fl
 
 
 def judge_colocation(rgb, flow, moving, still, th: Thresholds) -> tuple[bool, dict]:
-    cm, cs = colocation(rgb, flow, moving, still)
+    cm, cs = colocation(rgb, flow, moving, still, th.colocation_map)
     ok = cm >= th.min_corr and cm - cs >= th.min_corr_gap
     return bool(ok), {"corr_moving": cm, "corr_still": cs}
 
 
-def judge_temporal(flows: Sequence[np.ndarray], direction: Sequence[float] | None) -> tuple[bool, dict]:
-    """Relative temporal variation falls with the weight (flows ordered by rising weight)
-    and the direction of motion is the same at every weight."""
+def judge_temporal(flows: Sequence[np.ndarray], direction: Sequence[float] | None,
+                   tolerance: float = 0.02) -> tuple[bool, dict]:
+    """The temporal penalty works: with ``flows`` ordered by rising temporal weight, the
+    relative temporal variation never rises by more than ``tolerance``, ends lower than it
+    starts, and the direction of motion is the same at every weight."""
     rel = [R.relative_temporal_variation(f) for f in flows]
-    falls = all(b < a for a, b in zip(rel, rel[1:]))
+    falls = all(b <= a + tolerance for a, b in zip(rel, rel[1:])) and rel[-1] < rel[0]
     vecs = [top_flow(f)[1] for f in flows]
     ref = np.asarray(direction, dtype=float) if direction is not None else vecs[-1]
     same = all(float(np.dot(v, ref)) > 0 for v in vecs)
@@ -303,20 +343,67 @@ class VerifySettings:
     size: tuple[int, int] = (64, 64)
     flow_frames: int = 10
     parametrization: str = "pixel"
+    init_sd: float = 0.25
     thresholds: Thresholds = field(default_factory=Thresholds)
 
 
 def applicable_checks(modalities: Sequence[str], group: str, fused: bool) -> list[str]:
-    """Which checks a class of ``group`` gets on a model taking ``modalities``."""
+    """Which checks a class unit of ``group`` gets on a model taking ``modalities``.
+
+    colour: appearance classes, models that see RGB; direction: motion classes, models
+    that see flow, and spatiotemporal classes on fused models (a motion stream alone
+    cannot reach a confident spatiotemporal class, it cannot see the colour);
+    colocation: spatiotemporal classes on fused models.
+    """
     has_rgb, has_flow = "rgb" in modalities, "flow" in modalities
     out = []
     if group == "appearance" and has_rgb:
         out.append("colour")
-    if group in ("motion", "spatiotemporal") and has_flow:
+    if group == "motion" and has_flow:
         out.append("direction")
     if group == "spatiotemporal" and fused and has_rgb and has_flow:
-        out.append("colocation")
+        out += ["direction", "colocation"]
     return out
+
+
+def _has_factors(c: ClassFactors, check: str) -> bool:
+    if check == "colour":
+        return c.colour is not None
+    if check in ("direction", "temporal"):
+        return c.direction is not None
+    if check == "colocation":
+        return c.moving_colour is not None and c.still_colour is not None
+    return False
+
+
+@dataclass
+class Job:
+    """One visualization of a class unit: its class, seed and penalty setting."""
+
+    group: str
+    cls: ClassFactors
+    seed: int
+    setting: int
+    weights: dict
+    checks: list[str]
+
+
+def plan_runs(modalities: Sequence[str], classes: Sequence[ClassFactors], s: VerifySettings, fused: bool,
+              checks: Sequence[str] = CHECKS) -> list[Job]:
+    """Seeds x penalty settings runs for each class group, cycling over the group's classes."""
+    jobs = []
+    for group in GROUPS:
+        todo = [c for c in applicable_checks(modalities, group, fused) if c in checks]
+        eligible = [c for c in classes if c.group == group and any(_has_factors(c, k) for k in todo)]
+        if not eligible:
+            continue
+        i = 0
+        for si, pen in enumerate(s.penalties):
+            for seed in s.seeds:
+                c = eligible[i % len(eligible)]
+                i += 1
+                jobs.append(Job(group, c, int(seed), si, dict(pen), [k for k in todo if _has_factors(c, k)]))
+    return jobs
 
 
 def _spec_for(modalities: Sequence[str], flow_frames: int) -> InputSpec:
@@ -338,10 +425,18 @@ def render_classes(
     """Visualize class units in one batch: sample i maximises the logit of ``labels[i]``
     from seed ``seeds[i]`` with penalty weights ``weights[i]``."""
     spec = _spec_for(modalities, s.flow_frames)
-    inputs = InputSet(spec, s.size, list(seeds), s.parametrization)
+    inputs = InputSet(spec, s.size, list(seeds), s.parametrization, sd=s.init_sd)
     keys = ("l2_rgb", "tv_rgb", "l2_flow", "tv_flow", "temporal")
     w = Weights(**{k: [float(wi.get(k, 0.0)) for wi in weights] for k in keys})
     return render_vis(model, class_logit(list(labels)), inputs, w, s.steps, s.lr, s.jitter, jitter_seed, preprocess)
+
+
+def _judge(check: str, c: ClassFactors, rgb, flow, colours, th: Thresholds) -> tuple[bool, dict]:
+    if check == "colour":
+        return judge_colour(rgb, c.label, colours)
+    if check == "direction":
+        return judge_direction(flow, c.direction)
+    return judge_colocation(rgb, flow, c.moving_colour, c.still_colour, th)
 
 
 def run_checks(
@@ -352,78 +447,77 @@ def run_checks(
     fused: bool,
     preprocess: Preprocess | None = None,
     checks: Sequence[str] = CHECKS,
+    keep_inputs: bool = False,
 ) -> list[RunResult]:
-    """Run every applicable check on ``model``'s class units; one RunResult per run."""
+    """Run every applicable check on ``model``'s class units; one RunResult per (run, check).
+
+    ``keep_inputs`` keeps each run's optimised inputs on its results (for figures)."""
     pre = preprocess or Preprocess()
     th = s.thresholds
     colours = {c.label: c.colour for c in classes if c.colour is not None}
-    jobs = []  # (label, seed, setting index, weights)
-    for c in classes:
-        if not set(applicable_checks(modalities, c.group, fused)) & set(checks):
-            continue
-        for si, pen in enumerate(s.penalties):
-            for seed in s.seeds:
-                jobs.append((c, seed, si, dict(pen)))
+    jobs = plan_runs(modalities, classes, s, fused, checks)
     results: list[RunResult] = []
-    by_label = {c.label: c for c in classes}
     if jobs:
-        r = render_classes(model, modalities, [j[0].label for j in jobs], [j[1] for j in jobs],
-                           [j[3] for j in jobs], s, pre)
-        for i, (c, seed, si, _) in enumerate(jobs):
-            rgb = r.inputs.get("rgb", [None] * len(jobs))[i]
-            flow = r.inputs.get("flow", [None] * len(jobs))[i]
-            prob = None if r.probabilities is None else float(r.probabilities[i, c.label])
-            ok_gate, gd = gate(prob, rgb, flow, th)
-            for check in applicable_checks(modalities, c.group, fused):
-                if check not in checks:
-                    continue
-                if check == "colour":
-                    if c.colour is None:
-                        continue
-                    ok, d = judge_colour(rgb, c.label, colours)
-                elif check == "direction":
-                    if c.direction is None:
-                        continue
-                    ok, d = judge_direction(flow, c.direction)
-                else:
-                    if c.moving_colour is None or c.still_colour is None:
-                        continue
-                    ok, d = judge_colocation(rgb, flow, c.moving_colour, c.still_colour, th)
+        r = render_classes(model, modalities, [j.cls.label for j in jobs], [j.seed for j in jobs],
+                           [j.weights for j in jobs], s, pre)
+        for i, j in enumerate(jobs):
+            rgb = r.inputs["rgb"][i] if "rgb" in r.inputs else None
+            flow = r.inputs["flow"][i] if "flow" in r.inputs else None
+            prob = None if r.probabilities is None else float(r.probabilities[i, j.cls.label])
+            for check in j.checks:
+                ok_gate, gd = gate(prob, rgb, flow, th, NEEDS[check])
+                ok, d = _judge(check, j.cls, rgb, flow, colours, th)
                 status = "inconclusive" if not ok_gate else ("pass" if ok else "fail")
-                results.append(RunResult(check, c.label, int(seed), si, status, {**gd, **d}))
+                kept = {k: v for k, v in (("rgb", rgb), ("flow", flow)) if v is not None} if keep_inputs else None
+                results.append(RunResult(check, j.cls.label, j.seed, j.setting, status,
+                                         {**gd, **d, "activation": float(r.objective[i])}, kept))
     if "temporal" in checks and "flow" in modalities:
-        results += _temporal_runs(model, modalities, classes, by_label, s, pre, fused)
+        results += temporal_runs(model, modalities, classes, s, pre, fused)
     return results
 
 
-def _temporal_runs(model, modalities, classes, by_label, s: VerifySettings, pre, fused) -> list[RunResult]:
-    """One run = one (seed, penalty setting) at every temporal weight, for one motion class."""
+def temporal_runs(model, modalities, classes, s: VerifySettings, pre: Preprocess, fused: bool) -> list[RunResult]:
+    """One run = one (seed, penalty setting) rendered at every temporal weight, for a
+    motion class (cycling over the classes that have a direction)."""
     movers = [c for c in classes if c.direction is not None and "direction" in applicable_checks(modalities, c.group, fused)]
     if not movers:
         return []
-    c = movers[0]
     labels, seeds, weights, keys = [], [], [], []
+    i = 0
     for si, pen in enumerate(s.penalties):
         for seed in s.seeds:
+            c = movers[i % len(movers)]
+            i += 1
             for tw in s.temporal_weights:
                 labels.append(c.label)
                 seeds.append(seed)
                 weights.append({**pen, "temporal": float(tw)})
-                keys.append((si, seed))
+                keys.append((c, si, seed))
     r = render_classes(model, modalities, labels, seeds, weights, s, pre)
     out = []
     n = len(s.temporal_weights)
     for j in range(0, len(labels), n):
-        si, seed = keys[j]
+        c, si, seed = keys[j]
         flows = [r.inputs["flow"][j + k] for k in range(n)]
         rgbs = [r.inputs["rgb"][j + k] if "rgb" in r.inputs else None for k in range(n)]
-        gates = [gate(None if r.probabilities is None else float(r.probabilities[j + k, c.label]), rgbs[k], flows[k],
-                      s.thresholds) for k in range(n)]
+        probs = [None if r.probabilities is None else float(r.probabilities[j + k, c.label]) for k in range(n)]
+        gates = [gate(probs[k], rgbs[k], flows[k], s.thresholds, NEEDS["temporal"])[0] for k in range(n)]
         ok, d = judge_temporal(flows, c.direction)
         d["magnitude"] = [R.flow_magnitude(f) for f in flows]
-        status = "inconclusive" if not all(g[0] for g in gates) else ("pass" if ok else "fail")
+        d["temporal_weights"] = list(s.temporal_weights)
+        status = "inconclusive" if not all(gates) else ("pass" if ok else "fail")
         out.append(RunResult("temporal", c.label, int(seed), si, status, d))
     return out
+
+
+def runs_table(results: Sequence[RunResult], model: str) -> pd.DataFrame:
+    """Every run of every check, one row each (details flattened)."""
+    rows = []
+    for r in results:
+        d = {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in r.detail.items()}
+        rows.append(dict(model=model, check=r.check, label=r.label, seed=r.seed, setting=r.setting,
+                         status=r.status, **d))
+    return pd.DataFrame(rows)
 
 
 def summarise(results: Sequence[RunResult], model: str, min_pass_rate: float = 0.8,

@@ -1,0 +1,462 @@
+"""``twostream visualize``: per-layer activation maximisation of one trained model, verified.
+
+For one checkpoint (a stream or a fused network) the stage
+
+1. measures each visualized layer's channels on test clips (channel mean, or centre,
+   per clip): the highest activation, the per-class means and the class selectivity
+   (how many classes' clips drive the unit, on average, above half of the best class);
+2. picks ``units_per_layer`` units per layer (the most active on test clips; for the
+   class scores one class per class group), and optimises the model's inputs to
+   maximise each at every ``temporal_weights`` setting (one batched run for all layers);
+3. verifies the class units against the synthetic dataset's known causes
+   (``verify.py``), when ``--classes`` is given and ``verify.enabled``;
+4. writes ``<out>/layers/{layer}.h5`` and ``.png``, ``<out>/overview.png``,
+   ``<out>/classes.png``, ``<out>/summary.csv``, ``<out>/verification.csv`` and
+   ``<out>/verification_runs.csv``.
+
+``--collect DIR ...`` instead concatenates the per-model tables into
+``--summary`` and ``--verification`` (results/visualization/summary.csv, verification.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import ConfigError, add_params_arguments, from_dict, section_from_args
+from ..errors import InputError
+from ..store import atomic_h5, atomic_path, write_provenance
+from . import regularizers as R
+from . import verify as V
+from .objectives import OUTPUT, WHERE, channels
+from .params import PARAMETRIZATIONS, InputSet, InputSpec
+from .render import Preprocess, Probe, Weights, render_vis
+
+SPATIAL = ("conv1", "res2", "res3", "res4", "res5")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class VerifyConfig:
+    """``visualize.verify``: the checks of the class units (see verify.py)."""
+
+    enabled: bool = True
+    seeds: int = 5
+    penalties: list[float] = field(default_factory=lambda: [1.0, 10.0])
+    temporal_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0])
+    steps: int = 150
+    min_prob: float = 0.9
+    min_flow: float = 0.3
+    min_image_std: float = 0.02
+    min_corr: float = 0.2
+    min_corr_gap: float = 0.2
+    min_pass_rate: float = 0.8
+    colocation_map: str = "contrast"
+
+
+@dataclass
+class VisualizeConfig:
+    """The ``visualize:`` section (see config/README.md)."""
+
+    models: list[str] = field(default_factory=lambda: ["rgb", "flow", "fusion-conv-res3-s0"])
+    control: str = "fusion-conv-pool-s0"
+    layers: list[str] = field(default_factory=list)
+    units_per_layer: int = 3
+    where: str = "mean"
+    steps: int = 150
+    lr: float = 0.05
+    jitter: int = 3
+    size: int = 0
+    parametrization: str = "pixel"
+    decay_power: float = 1.0
+    init_sd: float = 0.25
+    seed: int = 0
+    l2: float = 1.0
+    tv: float = 1.0
+    temporal_weights: list[float] = field(default_factory=lambda: [0.0, 100.0])
+    test_clips_per_class: int = 10
+    test_frames: int = 2
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+    def __post_init__(self) -> None:
+        def bad(key: str, why: str):
+            raise ConfigError(f"visualize.{key}: {why}")
+
+        if self.where not in WHERE:
+            bad("where", f"must be one of {', '.join(WHERE)}, got {self.where!r}")
+        if self.parametrization not in PARAMETRIZATIONS:
+            bad("parametrization", f"must be one of {', '.join(PARAMETRIZATIONS)}, got {self.parametrization!r}")
+        for key in ("units_per_layer", "steps", "test_frames"):
+            if int(getattr(self, key)) < 1:
+                bad(key, f"must be >= 1, got {getattr(self, key)}")
+        for key in ("lr",):
+            if float(getattr(self, key)) <= 0:
+                bad(key, f"must be > 0, got {getattr(self, key)}")
+        for key in ("jitter", "size", "test_clips_per_class", "l2", "tv", "init_sd"):
+            if float(getattr(self, key)) < 0:
+                bad(key, f"must be >= 0, got {getattr(self, key)}")
+        if not self.temporal_weights or any(float(w) < 0 for w in self.temporal_weights):
+            bad("temporal_weights", f"needs one or more weights >= 0, got {self.temporal_weights}")
+        v = self.verify
+        if int(v.seeds) < 1 or not v.penalties or any(float(p) < 0 for p in v.penalties):
+            bad("verify", "needs seeds >= 1 and one or more penalty weights >= 0")
+        if v.colocation_map not in ("contrast", "distance"):
+            bad("verify.colocation_map", f"must be contrast or distance, got {v.colocation_map!r}")
+        if len(v.temporal_weights) < 2:
+            bad("verify.temporal_weights", "needs two or more weights to compare")
+        self.temporal_weights = sorted(float(w) for w in self.temporal_weights)
+        v.temporal_weights = sorted(float(w) for w in v.temporal_weights)
+
+
+def make_config(d: dict | None) -> VisualizeConfig:
+    return from_dict(VisualizeConfig, d, "visualize")
+
+
+# --------------------------------------------------------------------------- model facts
+
+
+@dataclass
+class ModelInfo:
+    modalities: tuple[str, ...]
+    flow_length: int
+    flow_std: float
+    crop_size: int
+    fused: bool
+    class_names: list[str]
+
+
+def model_info(model: torch.nn.Module, ckpt: dict) -> ModelInfo:
+    spec = ckpt.get("spec") or {}
+    data = ckpt.get("data") or {}
+    modalities = tuple(data.get("modalities") or getattr(model, "modalities", ()))
+    if not modalities:
+        raise InputError("checkpoint does not say which inputs the model takes")
+    flow_spec = spec.get("flow") if isinstance(spec.get("flow"), dict) else spec
+    return ModelInfo(
+        modalities=modalities,
+        flow_length=int(data.get("flow_length") or flow_spec.get("flow_length") or 10),
+        flow_std=float(flow_spec.get("flow_std", 1.0) or 1.0),
+        crop_size=int(data.get("crop_size") or 64),
+        fused=len(modalities) > 1,
+        class_names=list(ckpt.get("class_names") or []),
+    )
+
+
+def default_layers(model: torch.nn.Module) -> list[str]:
+    """The layers visualized when ``visualize.layers`` is empty.
+
+    A stream: conv1, res2..res5 and the class scores. A fused network: its fused layers:
+    the fusion layer and the appearance tower's stages after it (spatial and temporal
+    fusion), the cross-stream connections and the stages after them (ST-ResNet), or
+    each tower's res5 (late fusion); then the class scores.
+    """
+    if hasattr(model, "stage_channels"):
+        return list(SPATIAL) + [OUTPUT]
+    kind = getattr(model, "kind", None)
+    stages = tuple(getattr(model, "stages", ()))
+    after = lambda s: [f"rgb.{t}" for t in SPATIAL[SPATIAL.index(s) + 1 :]] if s in SPATIAL else []
+    head_is_new = getattr(model, "head", None) is not None
+    if kind in ("spatial", "pool3d") and hasattr(model, "fuse"):
+        return ["fuse"] + ([] if head_is_new else after(stages[0])) + [OUTPUT]
+    if kind == "cross":
+        return [f"connections.{s}" for s in stages] + after(stages[-1]) + [OUTPUT]
+    if kind == "late":
+        return ["rgb.res5", "flow.res5", OUTPUT]
+    return [OUTPUT]
+
+
+def _flat_name(layer: str) -> str:
+    return layer.replace("/", "_")
+
+
+# --------------------------------------------------------------------------- test clips
+
+
+def _reduce(act: torch.Tensor, where: str) -> torch.Tensor:
+    """(N, C, ...) -> (N, C): channel mean over the map, or its centre."""
+    if act.dim() == 2:
+        return act
+    if where == "mean":
+        return act.flatten(2).mean(2)
+    idx = tuple(s // 2 for s in act.shape[2:])
+    return act[(slice(None), slice(None)) + idx]
+
+
+@torch.no_grad()
+def test_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Sequence[str], flow: Sequence[str],
+                    cfg: VisualizeConfig) -> dict[str, Any] | None:
+    """Per-video channel activations of every layer on (a subset of) the test clips.
+
+    Returns {"labels": (N,), "acts": {layer: (N, C)}} or None without shards.
+    """
+    from ..data import ClipDataset
+
+    if ("rgb" in info.modalities and not frames) or ("flow" in info.modalities and not flow):
+        return None
+    ds = ClipDataset(frames=frames if "rgb" in info.modalities else (), flow=flow if "flow" in info.modalities else (),
+                     modalities=info.modalities, split="test", mode="test", flow_length=info.flow_length,
+                     crop_size=info.crop_size, test_frames=cfg.test_frames, test_crops=1)
+    if cfg.test_clips_per_class:
+        ds.videos = ds.videos.groupby("label", sort=False).head(cfg.test_clips_per_class).reset_index(drop=True)
+    probe = Probe(model, layers, info.modalities)
+    n = len(ds.videos)
+    sums: dict[str, np.ndarray] = {}
+    count = np.zeros(n)
+    batch: list[dict] = []
+
+    def flush():
+        x = {m: torch.cat([b[m] for b in batch]) for m in info.modalities}
+        acts = probe(x)
+        vids = np.array([b["video"] for b in batch])
+        for l in layers:
+            a = _reduce(acts[l], cfg.where).double().numpy()
+            if l not in sums:
+                sums[l] = np.zeros((n, a.shape[1]))
+            np.add.at(sums[l], vids, a)
+        np.add.at(count, vids, 1)
+        batch.clear()
+
+    for i in range(len(ds)):
+        batch.append(ds[i])
+        if len(batch) == 32:
+            flush()
+    if batch:
+        flush()
+    return {"labels": ds.videos["label"].to_numpy(), "acts": {l: s / count[:, None] for l, s in sums.items()}}
+
+
+def selectivity(per_video: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-class mean activation (C_units, K), number of classes whose mean >= half the best class's)."""
+    classes = np.unique(labels)
+    means = np.stack([per_video[labels == k].mean(0) for k in classes], 1)  # (units, K)
+    best = means.max(1, keepdims=True)
+    n = np.where(best[:, 0] > 0, (means >= 0.5 * best).sum(1), 0)
+    return means, n
+
+
+def choose_units(layer: str, n_channels: int, k: int, stats: dict | None, classes: Sequence[V.ClassFactors]) -> list[int]:
+    """The units of a layer to visualize (see the module docstring)."""
+    if layer == OUTPUT and classes:
+        out = []
+        for g in V.GROUPS:
+            cs = [c for c in classes if c.group == g and c.label < n_channels]
+            cs = [c for c in cs if c.direction is not None or g == "appearance"] or cs
+            if cs:
+                out.append(cs[0].label)
+        return out[:k] if len(out) >= k else out + [u for u in range(n_channels) if u not in out][: k - len(out)]
+    if stats is not None and layer in stats["acts"]:
+        order = np.argsort(-stats["acts"][layer].max(0), kind="stable")
+        return [int(u) for u in order[:k]]
+    return list(range(min(k, n_channels)))
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def visualize_layers(model, info: ModelInfo, layers: Sequence[str], units: dict[str, list[int]],
+                     cfg: VisualizeConfig, pre: Preprocess, progress: bool = True):
+    """One batched render: every (layer, unit, temporal weight)."""
+    size = int(cfg.size or info.crop_size)
+    has_flow = "flow" in info.modalities
+    tws = cfg.temporal_weights if has_flow else [cfg.temporal_weights[-1]]
+    rows = [(l, u, w) for l in layers for u in units[l] for w in tws]
+    kinds = tuple(info.modalities)
+    spec = InputSpec(kinds, kinds, tuple(3 if m == "rgb" else 2 * info.flow_length for m in kinds))
+    # the same start for every speed setting of one unit, so the speeds differ by the weight only
+    seeds = [cfg.seed * 100003 + layers.index(l) * 1009 + u for l, u, _ in rows]
+    inputs = InputSet(spec, (size, size), seeds, cfg.parametrization, sd=cfg.init_sd, decay_power=cfg.decay_power)
+    w = Weights(l2_rgb=cfg.l2, tv_rgb=cfg.tv, l2_flow=cfg.l2, tv_flow=cfg.tv, temporal=[r[2] for r in rows])
+    obj = channels([r[0] for r in rows], [r[1] for r in rows], cfg.where)
+    r = render_vis(model, obj, inputs, w, cfg.steps, cfg.lr, cfg.jitter, cfg.seed, pre, progress=progress)
+    return rows, tws, r
+
+
+def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preprocess, size: int):
+    v = cfg.verify
+    th = V.Thresholds(v.min_prob, v.min_flow, v.min_image_std, v.min_corr, v.min_corr_gap, v.min_pass_rate,
+                      v.colocation_map)
+    pens = [{"l2_rgb": p, "tv_rgb": p, "l2_flow": p, "tv_flow": p, "temporal": p} for p in v.penalties]
+    s = V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + int(v.seeds))), penalties=tuple(pens),
+                         temporal_weights=tuple(v.temporal_weights), steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,
+                         size=(size, size), flow_frames=info.flow_length, parametrization=cfg.parametrization,
+                         init_sd=cfg.init_sd, thresholds=th)
+    return V.run_checks(model, info.modalities, classes, s, info.fused, pre, keep_inputs=True), th
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..models import load_model
+    from . import montage
+
+    cfg = make_config(section_from_args(args, "visualize"))
+    torch.set_num_threads(max(1, int(args.threads or 1)))
+    t0 = time.time()
+    out = Path(args.out)
+    name = args.name or out.name
+    model, ckpt = load_model(args.checkpoint, map_location="cpu")
+    info = model_info(model, ckpt)
+    pre = Preprocess(flow_scale=info.flow_std)
+    classes = V.read_classes(args.classes) if args.classes else []
+    layers = list(cfg.layers) or default_layers(model)
+    size = int(cfg.size or info.crop_size)
+    log = lambda msg: print(f"twostream visualize [{name}] {time.time() - t0:6.1f}s {msg}", file=sys.stderr, flush=True)
+    log(f"{args.checkpoint}: inputs {', '.join(info.modalities)}, layers {', '.join(layers)}")
+
+    stats = test_statistics(model, info, layers, args.frames, args.flow, cfg)
+    log("test-clip activations measured" if stats else "no shards given: no test-clip statistics")
+    with torch.no_grad():  # channel counts
+        dummy = {m: torch.zeros(1, 3 if m == "rgb" else 2 * info.flow_length, size, size) for m in info.modalities}
+        n_ch = {l: int(a.shape[1]) for l, a in Probe(model, layers, info.modalities)(dummy).items() if l in layers}
+    units = {l: choose_units(l, n_ch[l], cfg.units_per_layer, stats, classes) for l in layers}
+    rows, tws, r = visualize_layers(model, info, layers, units, cfg, pre)
+    log(f"{len(rows)} layer visualizations rendered")
+
+    summary = []
+    layer_dir = out / "layers"
+    over_rgb, over_flow = [], []
+    for l in layers:
+        idx = [i for i, row in enumerate(rows) if row[0] == l]
+        U, S = len(units[l]), len(tws)
+        rgb = r.inputs["rgb"][idx].reshape(U, S, *r.inputs["rgb"].shape[1:]) if "rgb" in r.inputs else None
+        flow = r.inputs["flow"][idx].reshape(U, S, *r.inputs["flow"].shape[1:]) if "flow" in r.inputs else None
+        act = r.objective[idx].reshape(U, S)
+        if stats is not None:
+            per_video = stats["acts"][l][:, units[l]]
+            test_max = per_video.max(0)
+            means, sel = selectivity(per_video, stats["labels"])
+            top = np.unique(stats["labels"])[means.argmax(1)]
+        else:
+            test_max = np.full(U, np.nan)
+            means, sel, top = np.full((U, 0), np.nan), np.full(U, -1), np.full(U, -1)
+        with atomic_h5(layer_dir / f"{_flat_name(l)}.h5") as f:
+            if rgb is not None:
+                f.create_dataset("rgb", data=rgb.astype(np.float32), compression="lzf")
+            if flow is not None:
+                f.create_dataset("flow", data=flow.astype(np.float32), compression="lzf")
+            f["units"] = np.asarray(units[l], np.int64)
+            f["temporal_weights"] = np.asarray(tws, np.float64)
+            f["activation"] = act.astype(np.float64)
+            f["test_max"] = np.asarray(test_max, np.float64)
+            f["class_means"] = np.asarray(means, np.float64)
+            f["selectivity"] = np.asarray(sel, np.int64)
+            write_provenance(f, "visualization", asdict(cfg), model=name, layer=l, checkpoint=str(args.checkpoint),
+                             modalities=json.dumps(list(info.modalities)), flow_units="px/frame",
+                             flow_layout="(unit, setting, L, H, W, 2) x right, y down", where=cfg.where,
+                             regularizers=json.dumps({"l2": cfg.l2, "tv": cfg.tv, "temporal": list(tws)}))
+        labels = [f"{l} #{u}" + (f" (class {info.class_names[u]})" if l == OUTPUT and u < len(info.class_names) else "")
+                  for u in units[l]]
+        montage.layer_figure(layer_dir / f"{_flat_name(l)}.png", f"{name}: {l}", labels, rgb, flow, tws)
+        over_rgb.append(rgb)
+        over_flow.append(flow)
+        for ui, u in enumerate(units[l]):
+            for si, w in enumerate(tws):
+                fl = flow[ui, si] if flow is not None else None
+                summary.append(dict(
+                    model=name, layer=l, unit=u, temporal_weight=w, activation=float(act[ui, si]),
+                    test_max=float(test_max[ui]),
+                    reached_ratio=float(act[ui, si] / test_max[ui]) if np.isfinite(test_max[ui]) and test_max[ui] > 0 else np.nan,
+                    rel_temporal_variation=R.relative_temporal_variation(fl) if fl is not None else np.nan,
+                    flow_magnitude=R.flow_magnitude(fl) if fl is not None else np.nan,
+                    image_std=float(rgb[ui, si].std()) if rgb is not None else np.nan,
+                    selectivity=int(sel[ui]), top_class=int(top[ui]),
+                ))
+    montage.overview_figure(out / "overview.png", f"{name}: one row per layer", layers,
+                            [units[l] for l in layers], over_rgb, over_flow)
+
+    results: list[V.RunResult] = []
+    th = None
+    if classes and cfg.verify.enabled:
+        results, th = _verify(model, info, classes, cfg, pre, size)
+        log(f"{len(results)} verification runs")
+    expected = {"colocation": "fail"} if args.control else {}
+    ver = V.summarise(results, name, th.min_pass_rate if th else cfg.verify.min_pass_rate, expected)
+    ver.insert(1, "role", "control" if args.control else "model")
+    runs = V.runs_table(results, name)
+    montage_classes(out / "classes.png", name, results, classes, cfg.verify.temporal_weights)
+
+    with atomic_path(out / "summary.csv") as tmp:
+        pd.DataFrame(summary).to_csv(tmp, index=False)
+    with atomic_path(out / "verification.csv") as tmp:
+        ver.to_csv(tmp, index=False)
+    with atomic_path(out / "verification_runs.csv") as tmp:
+        runs.to_csv(tmp, index=False)
+    for _, row in ver.iterrows():
+        log(f"check {row.check}: {row.passes}/{row.runs} pass, {row.inconclusive} inconclusive -> "
+            f"{'PASS' if row['pass'] else 'FAIL'} (expected {row.expected})")
+    log("done")
+    return 0
+
+
+def montage_classes(path: Path, name: str, results: Sequence[V.RunResult], classes, temporal_weights) -> None:
+    """One row per verified class: the first run's optimised appearance and motion."""
+    from . import montage
+
+    first: dict[int, V.RunResult] = {}
+    for r in results:
+        if r.inputs is not None and r.check != "temporal" and r.label not in first:
+            first[r.label] = r
+    names = {c.label: c.name for c in classes}
+    if not first:
+        montage.layer_figure(path, f"{name}: no class units verified", ["-"], np.full((1, 1, 4, 4, 3), 0.5), None, [0])
+        return
+    labels = sorted(first)
+    rgb = [first[k].inputs.get("rgb") for k in labels]
+    flow = [first[k].inputs.get("flow") for k in labels]
+    rgb_a = np.stack(rgb)[:, None] if rgb[0] is not None else None
+    flow_a = np.stack(flow)[:, None] if flow[0] is not None else None
+    montage.layer_figure(path, f"{name}: class units (verification runs)",
+                         [f"{k} {names.get(k, '')}" for k in labels], rgb_a, flow_a, [0.0])
+
+
+def collect(dirs: Sequence[str], summary: str, verification: str) -> int:
+    """Concatenate the per-model summary.csv and verification.csv tables."""
+    sums, vers = [], []
+    for d in dirs:
+        d = Path(d)
+        for fname, acc in (("summary.csv", sums), ("verification.csv", vers)):
+            p = d / fname
+            if not p.exists():
+                raise InputError(f"{p}: missing (run the visualize stage for {d.name} first)")
+            try:
+                acc.append(pd.read_csv(p))
+            except pd.errors.EmptyDataError:
+                continue
+    for path, frames in ((summary, sums), (verification, vers)):
+        if path:
+            with atomic_path(path) as tmp:
+                (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_csv(tmp, index=False)
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="checkpoint.pt of a stream or a fused network")
+    p.add_argument("--frames", nargs="*", default=[], help="frames shards (test-clip statistics of rgb inputs)")
+    p.add_argument("--flow", nargs="*", default=[], help="flow shards (test-clip statistics of flow inputs)")
+    p.add_argument("--classes", default="", help="classes.csv of the synthetic dataset (enables the checks)")
+    p.add_argument("--out", help="output folder: results/visualization/{model}")
+    p.add_argument("--name", default="", help="model name in the tables (default: the --out folder's name)")
+    p.add_argument("--control", action="store_true",
+                   help="this model is the negative control: its co-location check is expected to fail")
+    p.add_argument("--collect", nargs="+", metavar="DIR", help="concatenate these folders' tables instead")
+    p.add_argument("--summary", default="", help="--collect: combined summary.csv")
+    p.add_argument("--verification", default="", help="--collect: combined verification.csv")
+    add_params_arguments(p)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.collect:
+        return collect(args.collect, args.summary, args.verification)
+    if not args.checkpoint or not args.out:
+        raise InputError("twostream visualize needs --checkpoint and --out (or --collect)")
+    return main(args)

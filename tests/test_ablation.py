@@ -1,0 +1,161 @@
+"""The ablation table: numbers from known predictions, figures, findings, errors."""
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from twostream.ablation import (
+    build_table, chance_levels, findings, group_accuracies, parse_model, read_classes, TableConfig,
+)
+from twostream.cli import main
+from twostream.errors import InputError
+
+CLASSES = pd.DataFrame({
+    "label": range(8),
+    "class_name": ["ColourA", "ColourB", "MotionLeft", "MotionRight", "RedMovesLeft", "RedMovesRight",
+                   "BlueMovesLeft", "BlueMovesRight"],
+    "group": ["appearance"] * 2 + ["motion"] * 2 + ["spatiotemporal"] * 4,
+    "moving_colour": ["a", "b", "grey", "grey", "red", "red", "blue", "blue"],
+    "direction": ["random", "random", "left", "right", "left", "right", "left", "right"],
+})
+PER_CLASS = 10
+SWAP_COLOUR = {4: 6, 5: 7, 6: 4, 7: 5}
+
+
+def predictions(model: str) -> tuple[np.ndarray, np.ndarray]:
+    """Known predictions for each test video (10 per class)."""
+    labels = np.repeat(np.arange(8), PER_CLASS)
+    i = np.tile(np.arange(PER_CLASS), 8)
+    pred = labels.copy()
+    st = labels >= 4
+    swap = np.array([SWAP_COLOUR.get(int(l), int(l)) for l in labels])
+    if model == "rgb":  # motion: always MotionLeft; ST: wrong colour for half the clips
+        pred[(labels == 3)] = 2
+        pred[st & (i >= 5)] = swap[st & (i >= 5)]
+    elif model == "flow":  # appearance: always ColourA; ST: wrong colour for odd clips
+        pred[labels == 1] = 0
+        pred[st & (i % 2 == 1)] = swap[st & (i % 2 == 1)]
+    elif model in ("fusion-late_mean-softmax-s0", "fusion-sum-pool-s0"):
+        pred[st & (i < 5)] = swap[st & (i < 5)]
+    elif model == "fusion-conv-res3-s1":  # one ST clip per class wrong
+        pred[st & (i == 0)] = swap[st & (i == 0)]
+    return pred, labels
+
+
+MODELS = ["rgb", "flow", "fusion-late_mean-softmax-s0", "fusion-conv-res3-s0", "fusion-conv-res3-s1",
+          "fusion-sum-pool-s0"]
+
+
+@pytest.fixture
+def results(tmp_path):
+    """results/eval/<model>/scores.h5 and results/models/<model>/{checkpoint.pt, history.csv}."""
+    CLASSES.to_csv(tmp_path / "classes.csv", index=False)
+    for k, m in enumerate(MODELS):
+        pred, labels = predictions(m)
+        scores = np.full((len(labels), 8), 0.01, np.float32)
+        scores[np.arange(len(labels)), pred] = 0.93
+        e = tmp_path / "eval" / m
+        e.mkdir(parents=True)
+        with h5py.File(e / "scores.h5", "w") as f:  # the evaluate stage's layout
+            f["scores"] = scores
+            f["labels"] = labels.astype(np.int32)
+        d = tmp_path / "models" / m
+        d.mkdir(parents=True)
+        state = {"fc.weight": torch.zeros(8, 3 + k), "fc.bias": torch.zeros(8),
+                 "bn.running_mean": torch.zeros(5), "bn.num_batches_tracked": torch.tensor(3)}
+        torch.save({"spec": {"kind": "x"}, "model": state}, d / "checkpoint.pt")
+        seconds = [] if "late" in m else [1.5, 2.25]
+        pd.DataFrame({"epoch": range(1, len(seconds) + 1), "seconds": seconds}).to_csv(d / "history.csv", index=False)
+    return tmp_path
+
+
+def test_parse_model_names():
+    assert parse_model("fusion-conv3d_pool3d-res3-s2") == {"method": "conv3d_pool3d", "position": "res3", "seed": 2}
+    assert parse_model("fusion-st_add-res2+res3-s0")["position"] == "res2+res3"
+    assert parse_model("rgb")["method"] == "rgb"
+    with pytest.raises(InputError, match="fusion-conv-res3: not a model name"):
+        parse_model("fusion-conv-res3")
+
+
+def test_group_and_factor_accuracy_by_hand():
+    pred, labels = predictions("rgb")
+    acc = group_accuracies(pred, labels, CLASSES)
+    assert acc == {"acc_appearance": 1.0, "acc_motion": 0.5, "acc_spatiotemporal": 0.5,
+                   "st_moving_colour": 0.5, "st_direction": 1.0}
+    # a prediction outside the group has no colour of the group: wrong factor
+    labels = np.array([4, 5])
+    assert group_accuracies(np.array([0, 5]), labels, CLASSES)["st_moving_colour"] == 0.5
+    assert chance_levels(CLASSES) == {"acc_appearance": 0.5, "acc_motion": 0.5, "acc_spatiotemporal": 0.25,
+                                      "st_moving_colour": 0.5, "st_direction": 0.5}
+
+
+def test_table_numbers(results):
+    table = build_table(MODELS, results / "eval", results / "models", read_classes(results / "classes.csv"))
+    assert list(table["model"][:3]) == ["rgb", "flow", "fusion-late_mean-softmax-s0"]  # streams, late, spatial
+    t = table.set_index("model")
+    assert list(t.columns[:7]) == ["method", "position", "seed", "parameters", "train_seconds", "top1",
+                                   "mean_class_acc"]
+    # parameters: every tensor but the BN statistics (8 * (3 + k) + 8)
+    assert t.loc["rgb", "parameters"] == 8 * 3 + 8 and t.loc["fusion-sum-pool-s0", "parameters"] == 8 * 8 + 8
+    assert t.loc["fusion-conv-res3-s0", "train_seconds"] == 3.75
+    assert t.loc["fusion-late_mean-softmax-s0", "train_seconds"] == 0
+    # rgb: 10 motion clips and 20 ST clips wrong of 80
+    assert t.loc["rgb", "top1"] == pytest.approx(50 / 80)
+    assert t.loc["rgb", "mean_class_acc"] == pytest.approx(np.mean([1, 1, 1, 0, .5, .5, .5, .5]))
+    row = t.loc["fusion-conv-res3-s1"]
+    assert (row.method, row.position, row.seed) == ("conv", "res3", 1)
+    assert row.acc_spatiotemporal == pytest.approx(0.9) and row.st_moving_colour == pytest.approx(0.9)
+    assert row.st_direction == 1.0 and row.acc_appearance == 1.0
+    late = t.loc["fusion-late_mean-softmax-s0"]
+    assert late.acc_motion == 1.0 and late.st_moving_colour == 0.5 and late.st_direction == 1.0
+
+
+def test_cli_writes_table_figures_and_findings(results):
+    out = results / "ablation"
+    args = ["ablation", "--models", *MODELS, "--eval-root", str(results / "eval"), "--models-root",
+            str(results / "models"), "--classes", str(results / "classes.csv"), "--out", str(out),
+            "--params", json.dumps({"solved": 0.9, "chance_margin": 0.1})]
+    assert main(args) == 0
+    csv = pd.read_csv(out / "accuracy.csv")
+    assert len(csv) == len(MODELS) and {"acc_spatiotemporal", "st_moving_colour"} <= set(csv.columns)
+    for png in ("heatmap.png", "groups.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    text = (out / "findings.md").read_text()
+    # which fusion solved which group, from the numbers
+    st_line = next(line for line in text.splitlines() if line.startswith("- **spatiotemporal**"))
+    assert "conv fusion after res3 (95.0%)" in st_line and "late" not in st_line and "pool" not in st_line
+    app_line = next(line for line in text.splitlines() if line.startswith("- **appearance**"))
+    assert "appearance stream (100.0%)" in app_line and "motion stream" not in app_line
+    assert "late fusion (softmax mean): 50.0% on the spatiotemporal group, 50.0% on which colour moves " \
+           "(chance 50.0%: near chance)" in text
+    assert "conv fusion: solves the spatiotemporal group after res3 (95.0%)" in text
+    assert "sum fusion: does not after pool (50.0%)" in text
+    assert "| conv fusion after res3 | 2 |" in text
+    assert not list(out.glob(".*tmp"))
+
+
+def test_findings_without_classes(results):
+    table = build_table(["rgb", "fusion-conv-res3-s0"], results / "eval", results / "models",
+                        read_classes(results / "classes.csv").iloc[:0])
+    assert "acc_appearance" not in table
+    text = findings(table, read_classes(results / "classes.csv").iloc[:0], TableConfig())
+    assert "No classes.csv" in text and "| conv fusion after res3 | 1 | 100.0% |" in text
+
+
+def test_missing_inputs_are_one_line_errors(results, capsys):
+    (results / "eval" / "flow" / "scores.h5").unlink()
+    args = ["ablation", "--models", "rgb", "flow", "--eval-root", str(results / "eval"), "--models-root",
+            str(results / "models"), "--classes", str(results / "classes.csv"), "--out", str(results / "a")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "flow/scores.h5: scores file not found" in err
+    assert main(args[:2] + ["rgb", "fusion-x"] + args[4:]) == 2
+    assert "fusion-x: not a model name" in capsys.readouterr().err
+    assert main(args[:2] + ["rgb"] + args[4:-2] + ["--out", str(results / "a"), "--params", '{"solvd": 1}']) == 2
+    assert "fusion.table: unknown key(s) solvd" in capsys.readouterr().err
+    assert not (results / "a" / "accuracy.csv").exists()

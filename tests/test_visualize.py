@@ -1,0 +1,219 @@
+"""Activation maximisation machinery and its checks, on hand-built models whose optimum is known."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from twostream.errors import InputError
+from twostream.visualize import regularizers as R
+from twostream.visualize import verify as V
+from twostream.visualize.objectives import OUTPUT, channel, class_logit, class_log_prob
+from twostream.visualize.params import InputSet, InputSpec
+from twostream.visualize.render import Probe, Weights, render_vis
+
+from visualize_toys import BindingNet, ColourNet, MotionNet, group_classes
+
+torch.set_num_threads(1)
+
+FAST = V.VerifySettings(steps=80, size=(20, 20), flow_frames=4, seeds=(0, 1, 2, 3, 4))
+
+
+# ---- params / regularizers / objectives ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("param", ["pixel", "fourier"])
+def test_input_set_shapes_ranges_and_seeds(param):
+    spec = InputSpec.two_stream(3)
+    a = InputSet(spec, (12, 16), [0, 1], param, sd=0.5)
+    with torch.no_grad():
+        x = a()
+    assert x["rgb"].shape == (2, 3, 12, 16) and x["flow"].shape == (2, 6, 12, 16)
+    assert 0 < float(x["rgb"].min()) and float(x["rgb"].max()) < 1  # sigmoid
+    with torch.no_grad():
+        b = InputSet(spec, (12, 16), [1, 5], param, sd=0.5)()
+    # sample initialisation depends on its own seed only
+    assert torch.equal(x["flow"][1], b["flow"][0])
+    assert not torch.equal(x["flow"][0], x["flow"][1])
+
+
+def test_input_errors():
+    with pytest.raises(InputError, match="parametrization"):
+        InputSet(InputSpec.rgb(), (8, 8), [0], "wavelet")
+    with pytest.raises(InputError, match="bad input shape"):
+        InputSet(InputSpec.rgb(), (1, 8), [0])
+
+
+def test_flow_layouts_and_temporal_variation():
+    L, H, W = 3, 2, 2
+    frames = torch.arange(L * 2 * H * W, dtype=torch.float32).reshape(1, L, 2, H, W)
+    inter = frames.reshape(1, 2 * L, H, W)  # x0, y0, x1, y1, ...
+    grouped = frames.transpose(1, 2).reshape(1, 2 * L, H, W)  # x0..x2, y0..y2
+    assert torch.equal(R.flow_frames(inter, "interleaved"), frames)
+    assert torch.equal(R.flow_frames(grouped, "grouped"), frames)
+    const = torch.ones(1, L, 2, H, W).reshape(1, 2 * L, H, W)
+    assert float(R.temporal_variation(const)) == 0.0
+    # consecutive fields differ by 2*H*W = 8 everywhere
+    assert float(R.temporal_variation(inter)) == pytest.approx(64.0)
+    with pytest.raises(InputError, match="even"):
+        R.flow_frames(torch.zeros(1, 3, 2, 2))
+    stack = np.zeros((4, 5, 5, 2))
+    stack[:, :, :, 0] = [[[1.0]], [[1.0]], [[3.0]], [[3.0]]]
+    # mean |diff| = (0 + 2 + 0)/3 / 2 channels; mean |f| = 2 / 2 channels
+    assert R.relative_temporal_variation(stack) == pytest.approx((2 / 3) / 2)
+    assert R.relative_temporal_variation(np.zeros((4, 5, 5, 2))) == 0.0
+
+
+def test_objectives_select_per_sample_units_and_compose():
+    act = torch.arange(2 * 3 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3, 3)
+    acts = {"l": act, OUTPUT: torch.tensor([[0.0, 2.0], [1.0, 0.0]])}
+    assert channel("l", [0, 2])(acts).tolist() == [act[0, 0].mean().item(), act[1, 2].mean().item()]
+    assert channel("l", 1, "center")(acts).tolist() == [act[0, 1, 1, 1].item(), act[1, 1, 1, 1].item()]
+    assert class_logit([1, 0])(acts).tolist() == [2.0, 1.0]
+    combo = channel("l", 0) - 0.5 * channel("l", 1)
+    assert combo.layers == ("l",)
+    assert torch.allclose(combo(acts), channel("l", 0)(acts) - 0.5 * channel("l", 1)(acts))
+    assert torch.allclose(class_log_prob(1)(acts), torch.log_softmax(acts[OUTPUT], 1)[:, 1])
+    with pytest.raises(InputError, match="out of range"):
+        channel("l", 3)(acts)
+
+
+def test_probe_reads_resnet_stages_like_forward_to():
+    from twostream.models import stream_model
+
+    torch.manual_seed(0)
+    m = stream_model("flow", 5, flow_length=2).eval()
+    x = {"flow": torch.randn(2, 4, 32, 32)}
+    acts = Probe(m, ["conv1", "res3", "pool"], ("flow",))(x)
+    for s in ("conv1", "res3", "pool"):
+        assert torch.allclose(acts[s], m.forward_to(x["flow"], s), atol=1e-6)
+    assert torch.allclose(acts[OUTPUT], m(x["flow"]))
+    early = Probe(m, ["res2"], ("flow",))(x, output=False)  # stops after res2
+    assert OUTPUT not in early and torch.allclose(early["res2"], m.forward_to(x["flow"], "res2"), atol=1e-6)
+    with pytest.raises(InputError, match="no layer 'res9'"):
+        Probe(m, ["res9"], ("flow",))
+
+
+# ---- render ------------------------------------------------------------------------------------
+
+
+def test_render_finds_the_known_optimum_and_is_deterministic():
+    net = ColourNet()
+    spec = InputSpec.rgb()
+    run = lambda: render_vis(net, class_logit([0, 1, 2, 3]), InputSet(spec, (16, 16), [0, 1, 2, 3]),
+                             Weights(), steps=60, lr=0.05, jitter=2, jitter_seed=3)
+    r1, r2 = run(), run()
+    assert np.array_equal(r1.inputs["rgb"], r2.inputs["rgb"])
+    assert r1.inputs["rgb"].shape == (4, 16, 16, 3)
+    assert np.all(r1.history[-1] > r1.history[0])
+    # unit c is maximised by colour c: each optimised image's colour is nearest its unit's colour
+    cols = {c.label: c.colour for c in group_classes("appearance")}
+    assert [V.nearest_colour(img, cols) for img in r1.inputs["rgb"]] == [0, 1, 2, 3]
+    assert np.all(r1.probabilities[np.arange(4), np.arange(4)] > 0.9)
+
+
+def test_render_flow_units_in_pixels_and_weights_per_sample():
+    net = MotionNet(L=3)
+    inputs = InputSet(InputSpec.flow(3), (12, 12), [0, 0])
+    w = Weights(l2_flow=[4.0, 40.0], tv_flow=1.0, temporal=1.0)
+    r = render_vis(net, class_logit(1), inputs, w, steps=80, jitter=0)
+    flow = r.inputs["flow"]  # (B, L, H, W, 2), rightward unit: positive x, no y
+    assert flow.shape == (2, 3, 12, 12, 2)
+    # objective 10 * mean(x) - w * mean over x and y of f^2: optimum x = 10 / w, y = 0
+    assert flow[..., 0].mean((1, 2, 3)) == pytest.approx([2.5, 0.25], rel=0.05)
+    assert np.abs(flow[..., 1]).max() < 0.05
+    assert r.weights.at(1)["l2_flow"] == 40.0
+    with pytest.raises(InputError, match="weight l2_flow"):
+        render_vis(net, class_logit(1), InputSet(InputSpec.flow(3), (8, 8), [0, 1, 2]), Weights(l2_flow=[1, 2]), steps=1)
+
+
+def test_temporal_weight_slows_the_optimised_motion():
+    net = MotionNet(L=4, fast=1.0)
+    tws = [0.0, 1.0, 10.0, 100.0]
+    inputs = InputSet(InputSpec.flow(4), (16, 16), [7] * 4)
+    r = render_vis(net, class_logit(1), inputs, Weights(temporal=tws), steps=100)
+    rel = [R.relative_temporal_variation(f) for f in r.inputs["flow"]]
+    assert all(b < a for a, b in zip(rel, rel[1:])), rel
+    assert rel[0] > 0.3 and rel[-1] < 0.1
+    assert np.all(r.inputs["flow"][..., 0].mean((1, 2, 3)) > 0)  # still rightward
+
+
+# ---- verification ------------------------------------------------------------------------------
+
+
+def test_measures_on_hand_made_inputs():
+    flow = np.zeros((2, 10, 10, 2))
+    flow[:, 2:4, 2:7, 0] = 2.0  # a small patch moving right (the top 10%)
+    flow[:, 6:8, 6:8, 0] = -0.1  # weak leftward noise
+    mag, vec = V.top_flow(flow)
+    assert mag == pytest.approx(2.0) and vec[0] == pytest.approx(2.0)
+    assert V.judge_direction(flow, (1.0, 0.0))[0] and not V.judge_direction(flow, (-1.0, 0.0))[0]
+    img = np.full((10, 10, 3), 0.5)
+    img[2:4, 2:7] = (0.9, 0.1, 0.1)  # red where it moves
+    img[6:8, 6:8] = (0.1, 0.3, 0.9)  # blue where it is still
+    cm, cs = V.colocation(img, flow, (0.9, 0.1, 0.1), (0.1, 0.3, 0.9))
+    assert cm > 0.5 and cs < 0.2
+    assert not V.judge_colocation(img, flow, (0.1, 0.3, 0.9), (0.9, 0.1, 0.1), V.Thresholds())[0]
+    assert V.hue_of((1.0, 0.0, 0.0)) == pytest.approx(0.0) and V.hue_of((0.5, 0.5, 0.5)) is None
+    # gate: a confident but empty input is inconclusive; colour does not need flow
+    th = V.Thresholds()
+    assert not V.gate(0.99, img, np.zeros_like(flow), th, ("rgb", "flow"))[0]
+    assert V.gate(0.99, img, np.zeros_like(flow), th, ("rgb",))[0]
+    assert not V.gate(0.5, img, flow, th)[0]
+
+
+def test_read_classes_of_the_synthetic_dataset(tmp_path):
+    from twostream.datasets.synthetic import SyntheticConfig, class_table
+
+    p = tmp_path / "classes.csv"
+    class_table(SyntheticConfig()).to_csv(p, index=False)
+    cs = {c.name: c for c in V.read_classes(p)}
+    assert cs["ColourCyan"].group == "appearance" and cs["ColourCyan"].colour == pytest.approx((40 / 255, 195 / 255, 205 / 255))
+    assert cs["MotionLeft"].direction == (-1.0, 0.0) and cs["MotionRotateCw"].direction is None
+    assert cs["BlueMovesRight"].direction == (1.0, 0.0)
+    assert cs["BlueMovesRight"].moving_colour == pytest.approx((20 / 255, 90 / 255, 230 / 255))
+    assert cs["BlueMovesRight"].still_colour == pytest.approx((190 / 255, 40 / 255, 40 / 255))
+    p.write_text("label,class_name\n0,a\n")
+    with pytest.raises(InputError, match="lacks column 'group'"):
+        V.read_classes(p)
+    p.write_text("label,class_name,group,direction\n0,a,motion,sideways\n")
+    with pytest.raises(InputError, match="row 2"):
+        V.read_classes(p)
+
+
+def _table(model, modalities, classes, fused, checks=V.CHECKS, expected=None):
+    res = V.run_checks(model, modalities, classes, FAST, fused, checks=checks)
+    return V.summarise(res, "m", expected=expected).set_index("check")
+
+
+def test_checks_pass_on_right_models_and_fail_on_wrong_ones():
+    app = group_classes("appearance")
+    good = _table(ColourNet(), ("rgb",), app, False)
+    bad = _table(ColourNet(permute=True), ("rgb",), app, False)  # units answer the wrong colour
+    assert good.loc["colour", "runs"] == 10 and good.loc["colour", "pass"]
+    assert bad.loc["colour", "pass_rate"] == 0 and not bad.loc["colour", "pass"]
+
+    mot = group_classes("motion")
+    good = _table(MotionNet(fast=1.0), ("flow",), mot, False)
+    bad = _table(MotionNet(flip=True), ("flow",), mot, False, checks=("direction",))
+    assert good.loc["direction", "pass"] and good.loc["temporal", "pass"]
+    assert good.loc["direction", "inconclusive"] == 0
+    assert bad.loc["direction", "pass_rate"] == 0
+
+
+def test_colocation_needs_binding_and_the_pooled_control_fails():
+    st = group_classes("spatiotemporal")
+    bound = _table(BindingNet(), ("rgb", "flow"), st, True, checks=("direction", "colocation"))
+    pooled = _table(BindingNet(pooled=True), ("rgb", "flow"), st, True, checks=("direction", "colocation"),
+                    expected={"colocation": "fail"})
+    assert bound.loc["colocation", "pass"] and bound.loc["direction", "pass"]
+    # the pooled model is as confident and moves the right way ...
+    assert pooled.loc["direction", "pass"] and pooled.loc["colocation", "inconclusive"] == 0
+    # ... but its pictures do not put the moving colour where the motion is
+    assert pooled.loc["colocation", "pass_rate"] < 0.2 and not pooled.loc["colocation", "pass"]
+    assert pooled.loc["colocation", "as_expected"]
+    # a motion stream alone is not asked about spatiotemporal classes
+    assert V.applicable_checks(("flow",), "spatiotemporal", False) == []
