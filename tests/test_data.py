@@ -99,7 +99,7 @@ def test_train_items_true_flow_and_shapes(shards):
 
 def test_flip_in_dataset_turns_right_into_left(shards):
     fr, fl = shards
-    ds = ClipDataset(fr, fl, ("flow",), "train", "train", flow_length=3, crop_size=32, scales=(1.0,))
+    ds = ClipDataset(fr, fl, ("flow",), "train", "train", flow_length=3, crop_size=32, scales=(1.0,), flip=True)
     right = [i for i in range(len(ds)) if ds.videos.class_name[i] == "right"]
     signs = set()
     for e in range(6):

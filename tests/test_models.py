@@ -58,6 +58,15 @@ def test_forward_to_then_from_equals_forward(stage):
     torch.testing.assert_close(m.forward_from(m.forward_to(x, stage), stage), m(x))
 
 
+def test_run_stage_by_stage_equals_forward():
+    m = resnet("small", num_classes=3).eval()
+    x = torch.rand(2, 3, 64, 64)
+    h = m.normalize(x)
+    for s in STAGES:
+        h = m.run_stage(s, h)
+    torch.testing.assert_close(h, m(x))
+
+
 def test_unknown_stage_and_arch():
     m = resnet("small")
     with pytest.raises(ValueError, match="res6"):
@@ -99,11 +108,19 @@ def test_pretrained_errors(tmp_path):
 
 def test_streams_normalize_inputs_and_channel_order():
     rgb = stream_model("rgb", 3)
-    flow = stream_model("flow", 3, flow_length=4, flow_std=2.0)
+    flow = stream_model("flow", 3, flow_length=4, flow_std=2.0, flow_mean_subtraction=False)
     assert rgb.modalities == ("rgb",) and flow.modalities == ("flow",)
     x = torch.full((1, 3, 8, 8), 0.485)
     assert abs(float(rgb.normalize(x)[0, 0].mean())) < 1e-6
     assert float(flow.normalize(torch.full((1, 8, 2, 2), 3.0)).mean()) == pytest.approx(1.5)
+    # camera-motion compensation: each field's mean flow is removed, object motion kept
+    centred = stream_model("flow", 3, flow_length=1)
+    assert centred.spec["flow_mean_subtraction"] is True
+    f = torch.full((1, 2, 4, 4), 0.5)  # camera moves right by 0.5 px/frame
+    f[0, 0, 1, 1] = 2.5  # one pixel moves right by 2.5
+    out = centred.normalize(f)
+    assert float(out[0, 1].abs().max()) == 0 and float(out[0, 0].sum()) == pytest.approx(0, abs=1e-6)
+    assert float(out[0, 0, 1, 1]) == pytest.approx(2.0 - 2.0 / 16)
     stack = np.zeros((4, 2, 2, 2), np.float32)
     stack[:, :, :, 0] = np.arange(4)[:, None, None]  # x of field k = k
     stack[:, :, :, 1] = -1

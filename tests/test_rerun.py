@@ -35,7 +35,7 @@ def finished(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def test_config(finished) -> dict:
-    return yaml.safe_load((finished / tiny_run.CONFIG).read_text())
+    return tiny_run.effective_config(finished)
 
 
 def overlay(tmp_path: Path, change: dict) -> Path:
@@ -66,14 +66,17 @@ def test_flow_parameter_reruns_flow_and_downstream_not_decoding(finished, test_c
     n_shards = int(test_config["decode"]["shards"])
     assert sum(j["rule"] == "flow" for j in jobs) == n_shards
     assert all("Params have changed" in j["reason"] for j in jobs if j["rule"] == "flow")
-    assert "decode" not in rules and "synthesize" not in rules
-    assert {"flow", "train_stream", "evaluate", "ablation_table"} <= rules
+    assert {"flow", "train_stream", "train_fusion", "evaluate", "ablation_table"} <= rules
     assert rules <= DOWNSTREAM_OF_FLOW, rules - DOWNSTREAM_OF_FLOW
+    # decoding and the appearance stream do not read flow
+    outputs = outputs_of(jobs)
+    assert not {o for o in outputs if o.startswith("results/frames/")}
+    assert not {o for o in outputs if o.startswith(("results/models/rgb/", "results/eval/rgb/"))}
 
 
 def test_plot_setting_reruns_only_plots(finished, test_config, tmp_path):
     plots = dict(test_config.get("plots") or {})
-    assert plots, "config/test.yaml has no plots settings to change"
+    assert plots, "the tiny config has no plots settings to change"
     key, value = sorted(plots.items())[0]
     changed = (not value) if isinstance(value, bool) else value + 1 if isinstance(value, (int, float)) else f"{value}x"
     jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"plots": {key: changed}})])
@@ -82,17 +85,21 @@ def test_plot_setting_reruns_only_plots(finished, test_config, tmp_path):
 
 
 def test_new_fusion_entry_schedules_its_training_evaluation_and_tables(finished, test_config, tmp_path):
-    grid = list(test_config["fusion"]["grid"])
-    new = dict(grid[0])
-    new["position"] = "new" if new.get("position") != "new" else "other"
-    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"fusion": {"grid": grid + [new]}})])
+    grid = dict(test_config["fusion"]["grid"])
+    seeds = [int(s) for s in grid.get("seeds", [0])]
+    new = {"method": grid["methods"][0], "position": grid["positions"][0], "seeds": [max(seeds) + 1]}
+    grid["extra"] = list(grid.get("extra") or []) + [new]
+    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"fusion": {"grid": grid}})])
     counts = {}
     for j in jobs:
         counts[j["rule"]] = counts.get(j["rule"], 0) + 1
+    model = f"fusion-{new['method']}-{new['position']}-s{new['seeds'][0]}"
     assert counts.pop("train_fusion") == 1
     assert counts.pop("evaluate") == 1
-    assert set(counts) <= TABLE_RULES, counts
+    assert f"results/models/{model}/checkpoint.pt" in outputs_of(jobs)
+    assert f"results/eval/{model}/scores.h5" in outputs_of(jobs)
     assert "ablation_table" in counts
+    assert set(counts) <= TABLE_RULES, counts
 
 
 def test_editing_plot_code_reruns_only_plots(finished, tmp_path):

@@ -147,3 +147,29 @@ def test_tiny_workflow_on_slurm_matches_local_run(cluster, tmp_path_factory):
     assert not (work / "results").samefile(local / "results")
     problems = tiny_run.compare_results(local / "results", work / "results")
     assert not problems, "SLURM results differ from the local run:\n" + "\n".join(problems)
+
+
+def _tree(root: Path, flow_value: int, acc: float, seconds: float) -> Path:
+    import h5py
+    import numpy as np
+
+    (root / "flow").mkdir(parents=True)
+    with h5py.File(root / "flow" / "shard-000.h5", "w") as f:
+        f["flow"] = np.full((2, 4, 4, 2), flow_value, np.uint8)
+        f["videos"] = np.array([(b"v1", 3)], dtype=[("video_id", "S8"), ("n", "i4")])
+        f.attrs["created"] = seconds  # attributes (provenance) are not compared
+    (root / "history.csv").write_text(f"epoch,acc,seconds\n1,{acc},{seconds}\n")
+    (root / "metrics.json").write_text(f'{{"top1": {acc}, "elapsed_s": {seconds}}}')
+    return root
+
+
+def test_compare_results_sees_real_differences_only(tmp_path):
+    a = _tree(tmp_path / "a", 128, 0.5, 1.0)
+    assert tiny_run.compare_results(a, _tree(tmp_path / "same", 128, 0.5, 99.0)) == []
+    assert tiny_run.compare_results(a, _tree(tmp_path / "close", 128, 0.5 + 1e-9, 1.0)) == []
+    problems = tiny_run.compare_results(a, _tree(tmp_path / "other", 129, 0.6, 1.0))
+    assert any("shard-000.h5:/flow" in p for p in problems)
+    assert any("history.csv" in p for p in problems)
+    assert any("metrics.json" in p for p in problems)
+    (tmp_path / "other" / "extra.csv").write_text("x\n1\n")
+    assert any("only in" in p and "extra.csv" in p for p in tiny_run.compare_results(a, tmp_path / "other"))

@@ -217,3 +217,37 @@ def test_colocation_needs_binding_and_the_pooled_control_fails():
     assert pooled.loc["colocation", "as_expected"]
     # a motion stream alone is not asked about spatiotemporal classes
     assert V.applicable_checks(("flow",), "spatiotemporal", False) == []
+
+
+@pytest.mark.parametrize("layout", ["interleaved", "grouped"])
+def test_penalty_gradients_match_autograd(layout):
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 5, 7, requires_grad=True)
+    w = torch.tensor([0.5, 1.0, 3.0])
+    for fn, grad_fn in ((lambda t: R.l2(t, 0.5), lambda t, w: R.l2_grad(t, w, 0.5)),
+                        (R.spatial_tv, R.spatial_tv_grad),
+                        (lambda t: R.temporal_variation(t, layout), lambda t, w: R.temporal_variation_grad(t, w, layout))):
+        pen = w * fn(x)
+        (g_auto,) = torch.autograd.grad(pen.sum(), x)
+        p2, g2 = grad_fn(x.detach(), w)
+        assert torch.allclose(pen, p2) and torch.allclose(g_auto, g2, atol=1e-6)
+
+
+def test_flow_of_a_mean_subtracting_model_is_saved_centred():
+    """A model that removes each field's spatial mean cannot see a constant offset: the
+    saved optimum is the centred one, and a small leftward patch stays leftward."""
+
+    class PatchNet(torch.nn.Module):
+        modalities = ("flow",)
+
+        def forward(self, flow):
+            f = flow - flow.mean((2, 3), keepdim=True)
+            return -f[:, 0::2, 6:10, 6:10].mean((1, 2, 3))[:, None] * torch.tensor([[10.0, -10.0]])
+
+    from twostream.visualize.render import Preprocess
+
+    r = render_vis(PatchNet(), class_logit(0), InputSet(InputSpec.flow(2), (16, 16), [0]), Weights(),
+                   steps=60, jitter=0, preprocess=Preprocess(flow_center=True))
+    flow = r.inputs["flow"][0]
+    assert np.abs(flow.mean((1, 2))).max() < 1e-5
+    assert V.judge_direction(flow, (-1.0, 0.0))[0] and flow[:, 6:10, 6:10, 0].mean() < -0.5

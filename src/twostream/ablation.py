@@ -24,7 +24,6 @@ trains nothing).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path

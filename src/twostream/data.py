@@ -235,7 +235,7 @@ class ClipDataset(Dataset):
         flow_length: int = 10,
         crop_size: int = 224,
         scales: Sequence[float] = DEFAULT_SCALES,
-        flip: bool = True,
+        flip: bool = False,
         test_frames: int = 25,
         test_crops: int = 1,
         seed: int = 0,

@@ -67,18 +67,19 @@ class TrainConfig:
     pretrained: str = ""
     flow_length: int = 10
     flow_std: float = 1.0
+    flow_mean_subtraction: bool = True
     segments: int = 3
     crop_size: int = 64
     scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
     flip: bool = False
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 32
-    lr: float = 0.02
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     dropout: float = 0.5
     schedule: str = "cosine"
-    lr_steps: list[int] = field(default_factory=lambda: [10, 13])
+    lr_steps: list[int] = field(default_factory=lambda: [12, 17])
     lr_gamma: float = 0.1
     clip_grad: float = 20.0
     label_smoothing: float = 0.0
@@ -253,7 +254,7 @@ def main(args: argparse.Namespace) -> int:
 
     model = stream_model(stream, train_ds.num_classes, arch=cfg.arch, flow_length=cfg.flow_length,
                          dropout=cfg.dropout, widths=cfg.widths, blocks=cfg.blocks, flow_std=cfg.flow_std,
-                         pretrained=cfg.pretrained).to(device)
+                         pretrained=cfg.pretrained, flow_mean_subtraction=cfg.flow_mean_subtraction).to(device)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
     inputs = {"frames": [Path(p).name for p in data_kw["frames"]], "flow": [Path(p).name for p in data_kw["flow"]]}

@@ -37,6 +37,20 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def effective_config(workdir: Path) -> dict:
+    """config/config.yaml with config/test.yaml merged over it, key by key, as
+    Snakemake merges them (the Snakefile's configfile, then --configfile)."""
+    import yaml
+
+    def merge(base, over):
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
+        return over
+
+    base = yaml.safe_load((workdir / "config" / "config.yaml").read_text()) or {}
+    return merge(base, yaml.safe_load((workdir / CONFIG).read_text()) or {})
+
+
 def env() -> dict[str, str]:
     """Environment for Snakemake: this interpreter's bin first, modest threads."""
     e = dict(os.environ)
@@ -121,6 +135,16 @@ def summary(workdir: Path, *args: str, configfiles=()) -> pd.DataFrame:
 # --- comparing two result trees --------------------------------------------------
 
 COMPARED = (".h5", ".csv", ".json")
+# Columns and keys that measure wall-clock time differ between any two runs.
+VOLATILE = re.compile(r"(^|_)(seconds|secs|elapsed|duration|wall|timestamp|date)($|_)", re.IGNORECASE)
+
+
+def _drop_volatile(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_volatile(v) for k, v in obj.items() if not VOLATILE.search(str(k))}
+    if isinstance(obj, list):
+        return [_drop_volatile(v) for v in obj]
+    return obj
 
 
 def _h5_datasets(path: Path) -> dict[str, np.ndarray]:
@@ -158,7 +182,8 @@ def _same_json(a, b) -> bool:
 
 def compare_results(a: Path, b: Path) -> list[str]:
     """Differences between the HDF5 datasets, CSV tables and JSON files of two
-    result trees (attributes such as provenance timestamps are not compared)."""
+    result trees.  Not compared: HDF5 attributes (provenance: host, versions,
+    times) and CSV columns / JSON keys that hold wall-clock times (VOLATILE)."""
     files_a = {p.relative_to(a) for p in a.rglob("*") if p.suffix in COMPARED}
     files_b = {p.relative_to(b) for p in b.rglob("*") if p.suffix in COMPARED}
     problems = [f"only in {a}: {p}" for p in sorted(files_a - files_b)]
@@ -172,11 +197,14 @@ def compare_results(a: Path, b: Path) -> list[str]:
             problems += [f"{rel}:/{k} differs" for k in sorted(da.keys() & db.keys()) if not _same_array(da[k], db[k])]
         elif rel.suffix == ".csv":
             ta, tb = pd.read_csv(pa), pd.read_csv(pb)
+            ta = ta[[c for c in ta.columns if not VOLATILE.search(str(c))]]
+            tb = tb[[c for c in tb.columns if not VOLATILE.search(str(c))]]
             try:
                 pd.testing.assert_frame_equal(ta, tb, check_exact=False, rtol=RTOL, atol=ATOL)
             except AssertionError as e:
                 problems.append(f"{rel}: {str(e).splitlines()[0]}")
         else:
-            if not _same_json(json.loads(pa.read_text()), json.loads(pb.read_text())):
+            ja, jb = (_drop_volatile(json.loads(p.read_text())) for p in (pa, pb))
+            if not _same_json(ja, jb):
                 problems.append(f"{rel}: contents differ")
     return problems

@@ -14,9 +14,16 @@ def fusion_cells():
     """(method, position, seed) of every grid cell, in config order, without repeats."""
     grid = (config.get("fusion") or {}).get("grid") or {}
     seeds = grid.get("seeds", [0])
-    cells = [(m, p, s) for m in grid.get("methods", []) for p in grid.get("positions", []) for s in seeds]
+    cells = [
+        (m, p, s)
+        for m in grid.get("methods", [])
+        for p in grid.get("positions", [])
+        for s in seeds
+    ]
     for entry in grid.get("extra", []):
-        cells += [(entry["method"], entry["position"], s) for s in entry.get("seeds", seeds)]
+        cells += [
+            (entry["method"], entry["position"], s) for s in entry.get("seeds", seeds)
+        ]
     return list(dict.fromkeys((str(m), str(p), int(s)) for m, p, s in cells))
 
 
@@ -25,9 +32,13 @@ def fusion_models():
     return [f"fusion-{m}-{p}-s{s}" for m, p, s in fusion_cells()]
 
 
-def fusion_train_section():
-    """The shared fine-tuning settings (fusion.train) as canonical JSON."""
-    return json.dumps((config.get("fusion") or {}).get("train") or {}, sort_keys=True)
+def fusion_train_section(wildcards):
+    """The shared fine-tuning settings (fusion.train) as canonical JSON; late fusion
+    trains nothing, so its cells see only late_weights."""
+    train = (config.get("fusion") or {}).get("train") or {}
+    if wildcards.method.startswith("late_"):
+        train = {k: v for k, v in train.items() if k == "late_weights"}
+    return json.dumps(train, sort_keys=True)
 
 
 def ablation_models():
@@ -43,18 +54,14 @@ rule train_fusion:
     output:
         checkpoint="results/models/fusion-{method}-{position}-s{seed}/checkpoint.pt",
         history="results/models/fusion-{method}-{position}-s{seed}/history.csv",
-    params:
-        cfg=fusion_train_section(),
-        code=code_hash("fusion"),
-        out=lambda wc: f"results/models/fusion-{wc.method}-{wc.position}-s{wc.seed}",
-    wildcard_constraints:
-        method=r"[a-z0-9_]+",
-        position=r"[a-z0-9_+]+",
-        seed=r"\d+",
     log:
         "logs/train_fusion/fusion-{method}-{position}-s{seed}.log",
     benchmark:
         "benchmarks/train_fusion/fusion-{method}-{position}-s{seed}.tsv"
+    wildcard_constraints:
+        method=r"[a-z0-9_]+",
+        position=r"[a-z0-9_+]+",
+        seed=r"\d+",
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -62,6 +69,10 @@ rule train_fusion:
         mem_mb=6000,
         runtime=60,
         gpu=1,
+    params:
+        cfg=fusion_train_section,
+        code=code_hash("fusion"),
+        out=lambda wc: f"results/models/fusion-{wc.method}-{wc.position}-s{wc.seed}",
     shell:
         "twostream train-fusion --method {wildcards.method} --position {wildcards.position:q}"
         " --seed {wildcards.seed} --rgb-checkpoint {input.rgb} --flow-checkpoint {input.flow}"
@@ -72,7 +83,9 @@ rule train_fusion:
 rule ablation_table:
     input:
         scores=expand("results/eval/{model}/scores.h5", model=ablation_models()),
-        checkpoints=expand("results/models/{model}/checkpoint.pt", model=ablation_models()),
+        checkpoints=expand(
+            "results/models/{model}/checkpoint.pt", model=ablation_models()
+        ),
         histories=expand("results/models/{model}/history.csv", model=ablation_models()),
         classes=classes_csv(),
     output:
@@ -88,11 +101,6 @@ rule ablation_table:
             category="Fusion ablation",
         ),
         findings="results/ablation/findings.md",
-    params:
-        cfg=json.dumps((config.get("fusion") or {}).get("table") or {}, sort_keys=True),
-        code=code_hash("ablation"),
-        models=" ".join(ablation_models()),
-        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
     log:
         "logs/ablation_table.log",
     benchmark:
@@ -103,6 +111,11 @@ rule ablation_table:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        cfg=json.dumps((config.get("fusion") or {}).get("table") or {}, sort_keys=True),
+        code=code_hash("ablation"),
+        models=" ".join(ablation_models()),
+        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
     shell:
         "twostream ablation --params {params.cfg:q} --models {params.models}"
         " --eval-root results/eval --models-root results/models {params.classes}"

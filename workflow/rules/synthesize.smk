@@ -1,4 +1,6 @@
-# rules for the synthesize stage: the synthetic action dataset (dataset.kind = synthetic)
+# rule synthesize: the synthetic action dataset (only when dataset.kind = synthetic).
+# Writes dataset.root in the UCF101 layout (class folders of .avi videos) plus the split
+# files that rule index reads; the whole folder is swapped in atomically when complete.
 
 if config["dataset"]["kind"] == "synthetic":
 
@@ -12,17 +14,16 @@ if config["dataset"]["kind"] == "synthetic":
         params:
             cfg=section("synthetic"),
             code=code_hash("synthesize"),
-            root=config["dataset"]["root"],
         log:
             "logs/synthesize.log",
         benchmark:
             "benchmarks/synthesize.tsv"
+        conda:
+            "../envs/data.yaml"
         threads: 2
         resources:
             mem_mb=2000,
             runtime=20,
-        conda:
-            "../envs/data.yaml"
         shell:
-            "twostream synth --params {params.cfg:q} --out {params.root:q} --threads {threads}"
-            " > {log} 2>&1"
+            'twostream synth --params {params.cfg:q} --out "$(dirname {output.classind:q})"'
+            " --threads {threads} > {log} 2>&1"

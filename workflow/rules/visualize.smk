@@ -24,7 +24,11 @@ def vis_models():
 
 def vis_section():
     """The `visualize:` settings a model's job depends on (without the model lists)."""
-    sec = {k: v for k, v in (config.get("visualize") or {}).items() if k not in ("models", "control")}
+    sec = {
+        k: v
+        for k, v in (config.get("visualize") or {}).items()
+        if k not in ("models", "control")
+    }
     return json.dumps(sec, sort_keys=True)
 
 
@@ -56,31 +60,35 @@ rule visualize:
             category="Visualization",
             subcategory="{model}",
         ),
-    params:
-        cfg=vis_section(),
-        code=code_hash("visualize"),
-        shards=lambda wc, input: " ".join(
-            f"--{k} " + " ".join(input[k]) for k in ("frames", "flow") if k in input.keys()
-        ),
-        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
-        control=lambda wc: (
-            "--control"
-            if wc.model == (config.get("visualize") or {}).get("control", "fusion-conv-pool-s0")
-            else ""
-        ),
-        out=lambda wc: f"results/visualization/{wc.model}",
     log:
         "logs/visualize/{model}.log",
     benchmark:
         "benchmarks/visualize/{model}.tsv"
-    conda:
-        "../envs/torch.yaml"
     wildcard_constraints:
         model=r"[A-Za-z0-9_.+-]+",
-    threads: 2
+    conda:
+        "../envs/torch.yaml"
+    # one thread: many small convolutions scale poorly; two models run side by side instead
+    threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=3000,
         runtime=30,
+    params:
+        cfg=vis_section(),
+        code=code_hash("visualize"),
+        shards=lambda wc, input: " ".join(
+            f"--{k} " + " ".join(input[k])
+            for k in ("frames", "flow")
+            if k in input.keys()
+        ),
+        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
+        control=lambda wc: (
+            "--control"
+            if wc.model
+            == (config.get("visualize") or {}).get("control", "fusion-conv-pool-s0")
+            else ""
+        ),
+        out=lambda wc: f"results/visualization/{wc.model}",
     shell:
         "twostream visualize --checkpoint {input.checkpoint} {params.shards} {params.classes}"
         " {params.control} --out {params.out} --params {params.cfg:q} --threads {threads}"
@@ -89,16 +97,15 @@ rule visualize:
 
 rule visualize_summary:
     input:
-        summaries=expand("results/visualization/{model}/summary.csv", model=vis_models()),
+        summaries=expand(
+            "results/visualization/{model}/summary.csv", model=vis_models()
+        ),
         verifications=expand(
             "results/visualization/{model}/verification.csv", model=vis_models()
         ),
     output:
         summary="results/visualization/summary.csv",
         verification="results/visualization/verification.csv",
-    params:
-        dirs=" ".join(f"results/visualization/{m}" for m in vis_models()),
-        code=code_hash("visualize"),
     log:
         "logs/visualize/summary.log",
     benchmark:
@@ -109,6 +116,9 @@ rule visualize_summary:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        dirs=" ".join(f"results/visualization/{m}" for m in vis_models()),
+        code=code_hash("visualize"),
     shell:
         "twostream visualize --collect {params.dirs} --summary {output.summary}"
         " --verification {output.verification} > {log} 2>&1"

@@ -24,6 +24,9 @@ API (stable; the fusion and visualization code builds on it)
     ``forward_from(h, stage)``     output of ``stage`` -> logits (runs the stages after it;
                                    ``forward_from(h, "fc")`` returns ``h``)
     ``forward_stages(x, upto="fc")``  ``dict`` stage -> activation for every stage up to ``upto``
+    ``run_stage(stage, h)``        one stage only: output of the stage before -> output of ``stage``
+                                   (``run_stage("conv1", normalize(x))``); for cross-stream
+                                   connections injected between stages (ST-ResNet)
     ``normalize(x)``               the input normalisation ``forward_to`` applies first
     ``stage_channels[stage]``      channels (``fc``: num_classes)
     ``stage_strides[stage]``       spatial stride w.r.t. the input (``pool``/``fc``: None)
@@ -35,7 +38,9 @@ Inputs
     ``input_std``, not in the state_dict), so callers feed natural units: RGB as float in
     [0, 1], flow in pixels/frame. ``set_input_normalization(mean, std)`` sets them
     (per channel or scalar); the streams module sets ImageNet statistics for RGB and
-    mean 0 / std ``flow_std`` for flow.
+    mean 0 / std ``flow_std`` for flow. With ``center_input = True`` (set for flow by
+    ``flow_mean_subtraction``) each input channel's spatial mean is subtracted first: the
+    mean flow of each field, i.e. camera motion, is removed.
 
 Weights
     Parameter names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1`` ...,
@@ -171,6 +176,7 @@ class ResNet(nn.Module):
             "conv1": 2, "res2": first, "res3": first * 2, "res4": first * 4, "res5": first * 8,
             "pool": None, "fc": None,
         }
+        self.center_input = False
         self.register_buffer("input_mean", torch.zeros(1, 1, 1, 1), persistent=False)
         self.register_buffer("input_std", torch.ones(1, 1, 1, 1), persistent=False)
         self._init_weights()
@@ -203,6 +209,8 @@ class ResNet(nn.Module):
         self.input_std = std.to(self.input_std.device)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.center_input:  # camera-motion compensation of flow (Simonyan & Zisserman 2014)
+            x = x - x.mean(dim=(2, 3), keepdim=True)
         return (x - self.input_mean) / self.input_std
 
     # ---- staged forward ------------------------------------------------------
@@ -228,6 +236,10 @@ class ResNet(nn.Module):
         if stage == "pool":
             return torch.flatten(self.avgpool(h), 1)
         return self.fc(self.dropout(h))
+
+    def run_stage(self, stage: str, h: torch.Tensor) -> torch.Tensor:
+        """Run exactly one stage on the output of the stage before it."""
+        return self._run_stage(_check_stage(stage), h)
 
     def forward_to(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         """Raw input -> activation after ``stage`` (inclusive)."""

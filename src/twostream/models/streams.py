@@ -3,10 +3,12 @@
 API (stable)
 ------------
 ``stream_model(stream, num_classes, arch="small", flow_length=10, dropout=0.5,
-               widths=None, blocks=None, flow_std=1.0, pretrained="") -> ResNet``
+               widths=None, blocks=None, flow_std=1.0, pretrained="", flow_mean_subtraction=True) -> ResNet``
     ``stream`` is ``"rgb"`` (appearance, 3 input channels, RGB in [0, 1], normalised inside
     with ImageNet mean/std) or ``"flow"`` (motion, ``2 * flow_length`` input channels in
-    pixels/frame, normalised inside as ``x / flow_std``). The returned ``ResNet`` (see
+    pixels/frame, normalised inside as ``(x - spatial mean of each channel) / flow_std``;
+    the mean subtraction, camera-motion compensation as in Simonyan & Zisserman 2014, is
+    on unless ``flow_mean_subtraction=False``). The returned ``ResNet`` (see
     ``resnet.py``: named stages, ``forward_to``/``forward_from``/``forward_stages``) also
     carries ``modalities`` (``("rgb",)`` or ``("flow",)``), ``stream`` and ``spec``: the dict
     that ``build_stream(spec)`` (and ``twostream.models.build_model``) rebuilds it from.
@@ -56,6 +58,7 @@ def stream_model(
     blocks: Sequence[int] | None = None,
     flow_std: float = 1.0,
     pretrained: str = "",
+    flow_mean_subtraction: bool = True,
 ) -> ResNet:
     """Appearance (``"rgb"``) or motion (``"flow"``) stream; see the module docstring."""
     in_ch = stream_channels(stream, flow_length)
@@ -64,6 +67,7 @@ def stream_model(
         model.set_input_normalization(IMAGENET_MEAN, IMAGENET_STD)
     else:
         model.set_input_normalization(0.0, float(flow_std))
+        model.center_input = bool(flow_mean_subtraction)
     model.stream = stream
     model.modalities = (stream,)
     model.flow_length = int(flow_length)
@@ -71,7 +75,7 @@ def stream_model(
         "kind": "stream", "stream": stream, "num_classes": int(num_classes), "arch": arch,
         "flow_length": int(flow_length), "dropout": float(dropout),
         "widths": list(model.config["widths"]), "blocks": list(model.config["blocks"]),
-        "flow_std": float(flow_std),
+        "flow_std": float(flow_std), "flow_mean_subtraction": bool(flow_mean_subtraction),
     }
     if pretrained:
         load_pretrained(model, pretrained)

@@ -82,7 +82,7 @@ def layer_figure(path: str | Path, title: str, row_labels: Sequence[str], rgb: n
     n_units = len(row_labels)
     speeds = list(temporal_weights) if flow is not None else [None]
     cols = (1 if rgb is not None else 0) + (3 * len(speeds) if flow is not None else 0)
-    fig, axes = plt.subplots(n_units, cols, figsize=(1.5 * cols, 1.6 * n_units + 0.4), squeeze=False)
+    fig, axes = plt.subplots(n_units, cols, figsize=(1.5 * cols, 1.9 * n_units + 0.5), squeeze=False)
     for u in range(n_units):
         c = 0
         if rgb is not None:
@@ -119,21 +119,27 @@ def overview_figure(path: str | Path, title: str, layers: Sequence[str], units: 
     per_unit = max(per_unit, 1)
     n_cols = per_unit * max((len(u) for u in units), default=1)
     fig, axes = plt.subplots(len(layers), n_cols, figsize=(1.3 * n_cols, 1.4 * len(layers) + 0.4), squeeze=False)
+    used = np.zeros(axes.shape, bool)
     for i, layer in enumerate(layers):
+        used[i, 0] = True
         c = 0
         for j, unit in enumerate(units[i]):
             if rgb[i] is not None:
                 axes[i, c].imshow(np.clip(rgb[i][j, -1], 0, 1))
                 axes[i, c].set_title(f"#{unit}", fontsize=7)
+                used[i, c] = True
                 c += 1
             if flow[i] is not None:
                 axes[i, c].imshow(flow_to_colour(flow[i][j, -1]))
                 axes[i, c].set_title(f"#{unit} motion", fontsize=7)
+                used[i, c] = True
                 c += 1
         axes[i, 0].set_ylabel(layer, fontsize=8)
-    for ax in axes.flat:
+    for ax, u in zip(axes.flat, used.flat):
         ax.set_xticks([])
         ax.set_yticks([])
+        if not u:
+            ax.set_axis_off()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     _save(fig, Path(path))

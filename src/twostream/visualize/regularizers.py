@@ -73,3 +73,51 @@ def flow_magnitude(frames: np.ndarray) -> float:
     """Mean end-point magnitude of a flow stack (L, H, W, 2), in its units."""
     f = np.asarray(frames, dtype=np.float64)
     return float(np.sqrt((f**2).sum(-1)).mean())
+
+
+# ---- penalty gradients without autograd (the optimisation loop's hot path) -----------------
+
+
+def _per_sample(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return w.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+
+
+def l2_grad(x: torch.Tensor, w: torch.Tensor, centre: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w * l2(x, centre), its gradient w.r.t. x)."""
+    d = x - centre if centre else x
+    n = d[0].numel()
+    pen = w * d.square().flatten(1).mean(1)
+    return pen, d * (_per_sample(w, x) * (2.0 / n))
+
+
+def spatial_tv_grad(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w * spatial_tv(x), its gradient w.r.t. x)."""
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    ny, nx = dy[0].numel(), dx[0].numel()
+    pen = w * (dy.square().flatten(1).mean(1) + dx.square().flatten(1).mean(1))
+    ws = _per_sample(w, x)
+    gy, gx = dy * (ws * (2.0 / ny)), dx * (ws * (2.0 / nx))
+    g = torch.zeros_like(x)
+    g[..., 1:, :] += gy
+    g[..., :-1, :] -= gy
+    g[..., :, 1:] += gx
+    g[..., :, :-1] -= gx
+    return pen, g
+
+
+def temporal_variation_grad(flow: torch.Tensor, w: torch.Tensor, layout: str = "interleaved") -> tuple[torch.Tensor, torch.Tensor]:
+    """(w * temporal_variation(flow), its gradient w.r.t. flow)."""
+    f = flow_frames(flow, layout)
+    g = torch.zeros_like(f)
+    if f.shape[1] < 2:
+        return flow.new_zeros(flow.shape[0]), flow.new_zeros(flow.shape)
+    d = f[:, 1:] - f[:, :-1]
+    n = d[0].numel()
+    pen = w * d.square().flatten(1).mean(1)
+    gd = d * (_per_sample(w, d) * (2.0 / n))
+    g[:, 1:] += gd
+    g[:, :-1] -= gd
+    if layout == "interleaved":
+        return pen, g.reshape(flow.shape)
+    return pen, g.transpose(1, 2).reshape(flow.shape)

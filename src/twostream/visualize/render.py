@@ -16,6 +16,7 @@ from ``jitter_seed``.
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, field, fields
 from typing import Callable, Sequence
 
@@ -72,6 +73,9 @@ class Preprocess:
     rgb_std: Sequence[float] = (1.0, 1.0, 1.0)
     flow_scale: float = 1.0
     flow_layout: str = "interleaved"
+    # the model removes each flow field's spatial mean (camera-motion compensation): a
+    # constant added to a field is invisible to it, so the saved flow is centred likewise
+    flow_center: bool = False
 
     def network(self, x: dict[str, torch.Tensor], kinds: dict[str, str]) -> dict[str, torch.Tensor]:
         out = {}
@@ -227,21 +231,29 @@ def render_vis(
     opt = torch.optim.Adam(inputs.parameters(), lr=lr)
     history = np.zeros((steps, b), np.float32)
 
-    def penalty(x: dict[str, torch.Tensor]) -> torch.Tensor:
+    def penalty(x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-sample penalty and its gradient w.r.t. each input (computed without autograd)."""
         pen = torch.zeros(b)
-        for name, t in x.items():
-            if kinds[name] == "rgb":
-                pen = pen + w["l2_rgb"] * R.l2(t, 0.5) + w["tv_rgb"] * R.spatial_tv(t)
-            else:
-                pen = pen + w["l2_flow"] * R.l2(t) + w["tv_flow"] * R.spatial_tv(t)
-                pen = pen + w["temporal"] * R.temporal_variation(t, pre.flow_layout)
-        return pen
+        grads = {}
+        with torch.no_grad():
+            for name, t in x.items():
+                if kinds[name] == "rgb":
+                    parts = [R.l2_grad(t, w["l2_rgb"], 0.5), R.spatial_tv_grad(t, w["tv_rgb"])]
+                else:
+                    parts = [R.l2_grad(t, w["l2_flow"]), R.spatial_tv_grad(t, w["tv_flow"]),
+                             R.temporal_variation_grad(t, w["temporal"], pre.flow_layout)]
+                g = None
+                for p, gp in parts:
+                    pen = pen + p
+                    g = gp if g is None else g.add_(gp)
+                grads[name] = g
+        return pen, grads
 
     it = range(steps)
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc=objective.name, leave=False)
+        it = tqdm(it, desc=objective.name, leave=False, mininterval=2.0, file=sys.stderr)
     with _frozen(model):
         for step in it:
             opt.zero_grad(set_to_none=True)
@@ -253,8 +265,9 @@ def render_vis(
                 xs = x
             acts = probe(pre.network(xs, kinds), output=needs_output)
             score = objective(acts)
-            loss = (-score + penalty(x)).sum()
-            loss.backward()
+            _, grads = penalty(x)
+            names = list(x)
+            torch.autograd.backward([-score.sum()] + [x[n] for n in names], [None] + [grads[n] for n in names])
             opt.step()
             history[step] = score.detach().numpy()
         with torch.no_grad():
@@ -270,5 +283,7 @@ def render_vis(
             result[name] = np.ascontiguousarray(a.transpose(0, 2, 3, 1))
         else:
             fr = R.flow_frames(torch.from_numpy(a), pre.flow_layout).numpy()  # (B, L, 2, H, W)
+            if pre.flow_center:
+                fr = fr - fr.mean(axis=(3, 4), keepdims=True)
             result[name] = np.ascontiguousarray(fr.transpose(0, 1, 3, 4, 2)) * float(pre.flow_scale)
     return Rendered(result, final, probs, history, weights, list(inputs.seeds))

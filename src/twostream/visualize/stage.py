@@ -53,7 +53,7 @@ class VerifyConfig:
 
     enabled: bool = True
     seeds: int = 5
-    penalties: list[float] = field(default_factory=lambda: [1.0, 10.0])
+    penalties: list[float] = field(default_factory=lambda: [1.0, 3.0])
     temporal_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0])
     steps: int = 150
     min_prob: float = 0.9
@@ -134,6 +134,7 @@ class ModelInfo:
     crop_size: int
     fused: bool
     class_names: list[str]
+    flow_center: bool = False  # the motion stream removes each flow field's spatial mean
 
 
 def model_info(model: torch.nn.Module, ckpt: dict) -> ModelInfo:
@@ -150,6 +151,8 @@ def model_info(model: torch.nn.Module, ckpt: dict) -> ModelInfo:
         crop_size=int(data.get("crop_size") or 64),
         fused=len(modalities) > 1,
         class_names=list(ckpt.get("class_names") or []),
+        flow_center=any(bool(getattr(m, "center_input", False)) and getattr(m, "in_channels", 3) != 3
+                        for m in model.modules()),
     )
 
 
@@ -237,11 +240,19 @@ def test_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Seque
 
 
 def selectivity(per_video: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(per-class mean activation (C_units, K), number of classes whose mean >= half the best class's)."""
+    """Per-class mean activations (units, K) and each unit's class selectivity.
+
+    Selectivity = the number of classes whose mean activation reaches half of the best
+    class's, measured from ``min(0, lowest class mean)`` (so half the maximum for
+    non-negative units, half the range for class scores); 0 for a unit that never varies.
+    1 = class-specific, K = generic.
+    """
     classes = np.unique(labels)
     means = np.stack([per_video[labels == k].mean(0) for k in classes], 1)  # (units, K)
     best = means.max(1, keepdims=True)
-    n = np.where(best[:, 0] > 0, (means >= 0.5 * best).sum(1), 0)
+    lo = np.minimum(means.min(1, keepdims=True), 0.0)
+    n = (means >= lo + 0.5 * (best - lo)).sum(1)
+    n = np.where((best - lo)[:, 0] > 1e-12, n, 0)
     return means, n
 
 
@@ -303,9 +314,12 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.time()
     out = Path(args.out)
     name = args.name or out.name
-    model, ckpt = load_model(args.checkpoint, map_location="cpu")
+    try:
+        model, ckpt = load_model(args.checkpoint, map_location="cpu")
+    except RuntimeError as e:  # weights that do not fit the model the spec rebuilds
+        raise InputError(f"{args.checkpoint}: weights do not match the model ({str(e).splitlines()[0]})") from None
     info = model_info(model, ckpt)
-    pre = Preprocess(flow_scale=info.flow_std)
+    pre = Preprocess(flow_scale=info.flow_std, flow_center=info.flow_center)
     classes = V.read_classes(args.classes) if args.classes else []
     layers = list(cfg.layers) or default_layers(model)
     size = int(cfg.size or info.crop_size)
@@ -382,7 +396,7 @@ def main(args: argparse.Namespace) -> int:
     ver = V.summarise(results, name, th.min_pass_rate if th else cfg.verify.min_pass_rate, expected)
     ver.insert(1, "role", "control" if args.control else "model")
     runs = V.runs_table(results, name)
-    montage_classes(out / "classes.png", name, results, classes, cfg.verify.temporal_weights)
+    montage_classes(out / "classes.png", name, results, classes, cfg.verify.penalties[0])
 
     with atomic_path(out / "summary.csv") as tmp:
         pd.DataFrame(summary).to_csv(tmp, index=False)
@@ -397,8 +411,9 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def montage_classes(path: Path, name: str, results: Sequence[V.RunResult], classes, temporal_weights) -> None:
-    """One row per verified class: the first run's optimised appearance and motion."""
+def montage_classes(path: Path, name: str, results: Sequence[V.RunResult], classes, temporal_weight: float) -> None:
+    """One row per verified class: the first run's optimised appearance and motion
+    (penalty setting 0, whose temporal weight is ``temporal_weight``)."""
     from . import montage
 
     first: dict[int, V.RunResult] = {}
@@ -415,7 +430,7 @@ def montage_classes(path: Path, name: str, results: Sequence[V.RunResult], class
     rgb_a = np.stack(rgb)[:, None] if rgb[0] is not None else None
     flow_a = np.stack(flow)[:, None] if flow[0] is not None else None
     montage.layer_figure(path, f"{name}: class units (verification runs)",
-                         [f"{k} {names.get(k, '')}" for k in labels], rgb_a, flow_a, [0.0])
+                         [f"{k} {names.get(k, '')}" for k in labels], rgb_a, flow_a, [float(temporal_weight)])
 
 
 def collect(dirs: Sequence[str], summary: str, verification: str) -> int:
