@@ -185,3 +185,4 @@ def test_stack_channels_layout(dtype, C):
     out = _stack_channels(a)
     assert out.shape == (7, 9, 5 * C) and out.dtype == dtype
     assert np.array_equal(out, a.transpose(1, 2, 0, 3).reshape(7, 9, 5 * C))
+

@@ -44,6 +44,17 @@ def patch_flow(flow: np.ndarray, t: int, x: int = 20, y: int = 16) -> np.ndarray
     return np.median(flow[t, y + 4 : y + 12, x + 4 : x + 12].reshape(-1, 2), axis=0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One torch thread: its spinning OpenMP workers would starve OpenCV's (see test_flow_tvl1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory):
     p = tmp_path_factory.mktemp("frames") / "shard-000.h5"

@@ -27,6 +27,16 @@ AGREE_MEAN_PX = 0.05
 AGREE_P95_PX = 0.15
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """torch's OpenMP workers spin between ops and starve OpenCV's threads in the same process
+    (100x slowdowns measured on 2 busy cores): run this module's torch code on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def pairs():
     """Real photographs (scikit-image) moved by known flows: translation, rotation, zoom, non-rigid."""

@@ -38,7 +38,8 @@ resized up to it. The randomness of item ``i`` in epoch ``e`` comes from
 ``numpy.random.default_rng([seed, e, i])``: the same with any number of workers and after
 a resume.
 
-Values: RGB float32 in [0, 1]; flow float32 pixels/frame (de-quantized by ``FlowShard``).
+Values: RGB float32 in [0, 1]; flow float32 pixels/frame (uint8 flow is de-quantized right
+after the crop is cut, before any resize).
 Shard files are opened lazily, once per worker process.
 """
 

@@ -34,19 +34,29 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["
 # writers never share a file, so locking is not needed.
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
-SRC = Path(workflow.basedir).parent / "src" / "twostream"
+import twostream
+
+# the installed package (editable install: src/twostream)
+SRC = Path(twostream.__file__).parent
 
 # Source files each stage runs: editing them reruns that stage (and what depends on it).
 STAGE_CODE = {
-    "synthesize": ["datasets/synthetic.py", "datasets/__init__.py", "video.py"],
+    "synthesize": ["datasets/synthetic.py", "config.py", "errors.py", "store.py"],
     "index": ["datasets", "video.py", "index.py"],
     "decode": ["decode.py", "video.py", "store.py", "index.py", "config.py"],
     "flow": ["flow", "store.py"],
-    "train": ["train.py", "data.py", "models", "store.py"],
+    "train": [
+        "train.py",
+        "data.py",
+        "models/__init__.py",
+        "models/resnet.py",
+        "models/streams.py",
+        "store.py",
+    ],
     "evaluate": ["evaluate.py", "data.py", "models", "store.py"],
     "fusion": ["fusion_train.py", "train.py", "data.py", "models", "store.py"],
     "ablation": ["ablation.py"],
-    "visualize": ["visualize", "models"],
+    "visualize": ["visualize", "models", "data.py", "store.py"],
     "plots": ["plots.py"],
 }
 
@@ -90,4 +100,10 @@ def all_targets():
     targets = expand("results/flow/{shard}.h5", shard=shards())
     targets += ["results/frames/bad_videos.csv"]
     targets += ["results/plots/training_curves.png", "results/plots/flow_examples.png"]
+    targets += [
+        "results/ablation/accuracy.csv",
+        "results/ablation/findings.md",
+        "results/visualization/summary.csv",
+        "results/visualization/verification.csv",
+    ]
     return targets

@@ -70,8 +70,11 @@ def check_frames(shard: FrameShard) -> tuple[int, int]:
                 f"lie outside /{key} ({n_rows} rows)"
             )
         if (v.height, v.width) != (H, W):
-            raise InputError(f"{shard.path}: video {v.video_id!r} is {v.height}x{v.width}, the shard is {H}x{W}")
-    if H < 3 or W < 3:
+            raise InputError(
+                f"{shard.path}: video {v.video_id!r} is {v.height}x{v.width} but the shard's first video is "
+                f"{H}x{W}; the flow layout holds one frame size per shard (set decode.short_side so all match)"
+            )
+    if len(shard.videos) and (H < 3 or W < 3):
         raise InputError(f"{shard.path}: frames of {H}x{W} px are too small for optical flow")
     return H, W
 
@@ -128,7 +131,7 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
             shape=(total, H, W, 2),
             maxshape=(None, H, W, 2),
             dtype=dtype,
-            chunks=(1, H, W, 2),
+            chunks=(1, max(H, 1), max(W, 1), 2),
             compression="lzf",
         )
         row = 0

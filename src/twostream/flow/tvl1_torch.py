@@ -81,6 +81,21 @@ def warp_bicubic(img: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(img, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
 
 
+def warp_bicubic_cv2(img: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``warp_bicubic`` on CPU through cv2.remap (what OpenCV's TV-L1 itself calls), one call per image."""
+    import cv2
+
+    B, C, H, W = img.shape
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    src = img.permute(0, 2, 3, 1).contiguous().numpy()
+    un = u.numpy()
+    out = np.empty((B, H, W, C), np.float32)
+    for b in range(B):
+        out[b] = cv2.remap(src[b], xs + un[b, 0], ys + un[b, 1], cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(H, W, C)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
 # --------------------------------------------------------------------------- median filter
 
 
@@ -188,18 +203,32 @@ def tvl1_step_fixed(u, p, ig, rho_c, inv_grad, l_t: float, theta: float, taut: f
     return u_new, p_new
 
 
-def tvl1_step_masked(u, p, ig, rho_c, inv_grad, going, scaled_eps: float, l_t: float, theta: float, taut: float):
-    """One inner iteration that changes only the pairs still ``going`` (bool (B,));
+def tvl1_step2(u, p, ig, rho_c, inv_grad, l_t: float, theta: float, taut: float):
+    """Two inner iterations; the stopping measure of the second only (as OpenCV's OpenCL
+    TV-L1, which measures every other iteration): half the tests and calls."""
+    u, p = tvl1_step_fixed(u, p, ig, rho_c, inv_grad, l_t, theta, taut)
+    return tvl1_step(u, p, ig, rho_c, inv_grad, l_t, theta, taut)
+
+
+def tvl1_step_masked(u, p, ig, rho_c, inv_grad, going, scaled_eps: float, l_t: float, theta: float, taut: float,
+                     n: int = 1):
+    """``n`` (1 or 2) inner iterations that change only the pairs still ``going`` (bool (B,));
     a pair stops once its squared change of u falls under ``scaled_eps`` (OpenCV's test).
     No host synchronisation: the GPU form of the per-pair stopping rule."""
-    u_new, p_new, err = tvl1_step(u, p, ig, rho_c, inv_grad, l_t, theta, taut)
+    u_new, p_new, err = (tvl1_step2 if n == 2 else tvl1_step)(u, p, ig, rho_c, inv_grad, l_t, theta, taut)
     g = going.view(-1, 1, 1, 1)
     u = torch.where(g, u_new, u)
     p = torch.where(g.unsqueeze(-1), p_new, p)
     return u, p, going & (err > scaled_eps)
 
 
-_FUNCS = {"step": tvl1_step, "step_fixed": tvl1_step_fixed, "step_masked": tvl1_step_masked, "median": median_blur_torch}
+_FUNCS = {
+    "step": tvl1_step,
+    "step2": tvl1_step2,
+    "step_fixed": tvl1_step_fixed,
+    "step_masked": tvl1_step_masked,
+    "median": median_blur_torch,
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -245,6 +274,9 @@ class TorchTVL1:
         self.iterations = 0  # inner iterations x pairs run so far (for reports)
         # how the "opencv" stopping rule runs: shrink the batch (CPU) or freeze by masks (GPU)
         self.stop_impl = "compact" if self.device.type == "cpu" else "masked"
+        # iterations per stopping test: 2 = test every other iteration, as OpenCV's OpenCL
+        # TV-L1 does (a pair may run one iteration more than OpenCV's CPU code); 1 = every one
+        self.test_every = 2
         if self.compile:
             self._warm_up()
 
@@ -300,6 +332,11 @@ class TorchTVL1:
             self.compile = False
         self.iterations = 0
 
+    def _chunks(self) -> list[int]:
+        """Inner iterations grouped by stopping test: ``test_every`` (1 or 2) per test."""
+        n, k = self.params.inner_iterations, self.test_every
+        return [k] * (n // k) + [1] * (n % k)
+
     def _fn(self, name: str):
         return _compiled(name) if self.compile else _FUNCS[name]
 
@@ -319,8 +356,9 @@ class TorchTVL1:
         img = torch.cat((i1[:, None], centered_gradient(i1)), 1)  # I1, I1x, I1y
         p = torch.zeros((B, 2, 2, H, W), device=i0.device)
         u = u.contiguous()
+        warp = warp_bicubic_cv2 if i0.device.type == "cpu" else warp_bicubic
         for _ in range(pr.warps):
-            w = warp_bicubic(img, u)
+            w = warp(img, u)
             ig = w[:, 1:3].contiguous()
             grad = (ig * ig).sum(1)
             rho_c = w[:, 0] - ig[:, 0] * u[:, 0] - ig[:, 1] * u[:, 1] - i0
@@ -354,8 +392,8 @@ class TorchTVL1:
         for _ in range(pr.outer_iterations):
             if pr.median_filtering > 1:
                 u = torch.where(going.view(-1, 1, 1, 1), self._median(u), u)
-            for _ in range(pr.inner_iterations):
-                u, p, going = step(u, p, ig, rho_c, inv_grad, going, scaled_eps, **consts)
+            for n in self._chunks():
+                u, p, going = step(u, p, ig, rho_c, inv_grad, going, scaled_eps, n=n, **consts)
             self.iterations += len(u) * pr.inner_iterations
             if not bool(going.any()):
                 break
@@ -366,17 +404,17 @@ class TorchTVL1:
         stop leave the batch, so the remaining work shrinks. (A batch never shrinks to one
         pair: a stopped pair rides along, ignored, so compiled code is not specialised to 1.)"""
         pr = self.params
-        step = self._fn("step")
+        steps = {1: self._fn("step"), 2: self._fn("step2")}
         B = len(u)
         idx = torch.arange(B, device=u.device)  # row of the full batch; -1 = passenger
         ua, pa, iga, rca, iva = u, p, ig, rho_c, inv_grad
         for _ in range(pr.outer_iterations):
             if pr.median_filtering > 1:
                 ua = self._median(ua)
-            for _ in range(pr.inner_iterations):
-                ua, pa, err = step(ua, pa, iga, rca, iva, **consts)
+            for n in self._chunks():
+                ua, pa, err = steps[n](ua, pa, iga, rca, iva, **consts)
                 live = idx >= 0
-                self.iterations += int(live.sum())
+                self.iterations += n * int(live.sum())
                 going = (err > scaled_eps) & live
                 if bool((going == live).all()):
                     continue
