@@ -15,7 +15,7 @@ def check_config(cfg, schema_path):
     with open(schema_path) as fh:
         schema = yaml.safe_load(fh)
     errors = sorted(
-        jsonschema.Draft7Validator(schema).iter_errors(cfg), key=lambda e: list(e.path)
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(cfg), key=lambda e: list(e.path)
     )
     if errors:
         lines = [
@@ -29,7 +29,14 @@ check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules call the `twostream` CLI of the environment that runs Snakemake.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+os.environ.update(
+    PATH=os.pathsep.join(
+        [
+            os.path.dirname(sys.executable),
+            os.defpath if "PATH" not in os.environ else os.environ.get("PATH"),
+        ]
+    )
+)
 # HDF5 file locking fails on many network file systems (NFS, Lustre): our
 # writers never share a file, so locking is not needed.
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
@@ -107,3 +114,97 @@ def all_targets():
         "results/visualization/verification.csv",
     ]
     return targets
+
+
+# --- input functions and params of the train rules ---
+
+
+def train_section(stream):
+    """The `train:` section as one stream sees it (overrides merged), canonical JSON."""
+    sec = dict(config.get("train") or {})
+    overrides = {s: (sec.pop(s, None) or {}) for s in ("rgb", "flow")}
+    sec.update(overrides[stream])
+    return json.dumps(sec, sort_keys=True)
+
+
+def stream_shards(wildcards):
+    kind = "frames" if wildcards.stream == "rgb" else "flow"
+    return expand(f"results/{kind}/{{shard}}.h5", shard=shards())
+
+
+# --- input functions and params of the evaluate rules ---
+
+
+def eval_shards(wildcards):
+    kinds = {"rgb": ["frames"], "flow": ["flow"]}.get(
+        wildcards.model, ["frames", "flow"]
+    )
+    return {k: expand(f"results/{k}/{{shard}}.h5", shard=shards()) for k in kinds}
+
+
+def classes_csv():
+    path = os.path.join(config["dataset"]["root"], "classes.csv")
+    if config["dataset"]["kind"] == "synthetic" or os.path.exists(path):
+        return path
+    return []
+
+
+# --- input functions and params of the fusion rules ---
+
+
+def fusion_cells():
+    """(method, position, seed) of every grid cell, in config order, without repeats."""
+    grid = (config.get("fusion") or {}).get("grid") or {}
+    seeds = grid.get("seeds", [0])
+    cells = [
+        (m, p, s)
+        for m in grid.get("methods", [])
+        for p in grid.get("positions", [])
+        for s in seeds
+    ]
+    for entry in grid.get("extra", []):
+        cells += [
+            (entry["method"], entry["position"], s) for s in entry.get("seeds", seeds)
+        ]
+    return list(dict.fromkeys((str(m), str(p), int(s)) for m, p, s in cells))
+
+
+def fusion_models():
+    """Model names (result folders) of the fusion grid."""
+    return [f"fusion-{m}-{p}-s{s}" for m, p, s in fusion_cells()]
+
+
+def fusion_train_section(wildcards):
+    """The shared fine-tuning settings (fusion.train) as canonical JSON; late fusion
+    trains nothing, so its cells see only late_weights."""
+    train = (config.get("fusion") or {}).get("train") or {}
+    if wildcards.method.startswith("late_"):
+        train = {k: v for k, v in train.items() if k == "late_weights"}
+    return json.dumps(train, sort_keys=True)
+
+
+def ablation_models():
+    return ["rgb", "flow"] + fusion_models()
+
+
+# --- input functions and params of the visualize rules ---
+
+
+def vis_models():
+    """The visualized models: visualize.models, then the negative control."""
+    sec = config.get("visualize") or {}
+    models = list(sec.get("models", ["rgb", "flow", "fusion-conv-res3-s0"]))
+    control = sec.get("control", "fusion-conv-pool-s0")
+    if control:
+        models.append(control)
+    return list(dict.fromkeys(models))
+
+
+def vis_section():
+    """The `visualize:` settings a model's job depends on (without the model lists)."""
+    sec = {
+        k: v
+        for k, v in (config.get("visualize") or {}).items()
+        if k not in ("models", "control")
+    }
+    return json.dumps(sec, sort_keys=True)

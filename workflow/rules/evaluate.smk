@@ -8,18 +8,6 @@
 # synthetic dataset writes it; for other datasets it is used when present.
 
 
-def eval_shards(wildcards):
-    kinds = {"rgb": ["frames"], "flow": ["flow"]}.get(wildcards.model, ["frames", "flow"])
-    return {k: expand(f"results/{k}/{{shard}}.h5", shard=shards()) for k in kinds}
-
-
-def classes_csv():
-    path = os.path.join(config["dataset"]["root"], "classes.csv")
-    if config["dataset"]["kind"] == "synthetic" or os.path.exists(path):
-        return path
-    return []
-
-
 rule evaluate:
     input:
         unpack(eval_shards),
@@ -29,27 +17,29 @@ rule evaluate:
         scores="results/eval/{model}/scores.h5",
         metrics="results/eval/{model}/metrics.json",
         confusion="results/eval/{model}/confusion.png",
-    params:
-        cfg=section("evaluate"),
-        code=code_hash("evaluate"),
-        shards=lambda wc, input: " ".join(
-            f"--{k} " + " ".join(input[k]) for k in ("frames", "flow") if k in input.keys()
-        ),
-        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
-        out=lambda wc: f"results/eval/{wc.model}",
     log:
         "logs/evaluate/{model}.log",
     benchmark:
         "benchmarks/evaluate/{model}.tsv"
-    conda:
-        "../envs/torch.yaml"
     wildcard_constraints:
         model=r"[A-Za-z0-9_.+-]+",
+    conda:
+        "../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    params:
+        cfg=section("evaluate"),
+        code=code_hash("evaluate"),
+        shards=lambda wc, input: " ".join(
+            f"--{k} " + " ".join(input[k])
+            for k in ("frames", "flow")
+            if k in input.keys()
+        ),
+        classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
+        out=lambda wc: f"results/eval/{wc.model}",
     shell:
         "twostream evaluate --checkpoint {input.checkpoint} {params.shards} {params.classes}"
         " --out {params.out} --params {params.cfg:q} --threads {threads}"

@@ -10,41 +10,6 @@
 # heatmap.png, groups.png and findings.md.
 
 
-def fusion_cells():
-    """(method, position, seed) of every grid cell, in config order, without repeats."""
-    grid = (config.get("fusion") or {}).get("grid") or {}
-    seeds = grid.get("seeds", [0])
-    cells = [
-        (m, p, s)
-        for m in grid.get("methods", [])
-        for p in grid.get("positions", [])
-        for s in seeds
-    ]
-    for entry in grid.get("extra", []):
-        cells += [
-            (entry["method"], entry["position"], s) for s in entry.get("seeds", seeds)
-        ]
-    return list(dict.fromkeys((str(m), str(p), int(s)) for m, p, s in cells))
-
-
-def fusion_models():
-    """Model names (result folders) of the fusion grid."""
-    return [f"fusion-{m}-{p}-s{s}" for m, p, s in fusion_cells()]
-
-
-def fusion_train_section(wildcards):
-    """The shared fine-tuning settings (fusion.train) as canonical JSON; late fusion
-    trains nothing, so its cells see only late_weights."""
-    train = (config.get("fusion") or {}).get("train") or {}
-    if wildcards.method.startswith("late_"):
-        train = {k: v for k, v in train.items() if k == "late_weights"}
-    return json.dumps(train, sort_keys=True)
-
-
-def ablation_models():
-    return ["rgb", "flow"] + fusion_models()
-
-
 rule train_fusion:
     input:
         rgb="results/models/rgb/checkpoint.pt",

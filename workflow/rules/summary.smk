@@ -16,19 +16,19 @@ rule plots:
             caption="../report/flow_examples.rst",
             category="Optical flow",
         ),
-    params:
-        cfg=section("plots"),
-        code=code_hash("plots"),
     log:
         "logs/plots.log",
     benchmark:
         "benchmarks/plots.tsv"
+    conda:
+        "../envs/summary.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/summary.yaml"
+    params:
+        cfg=section("plots"),
+        code=code_hash("plots"),
     shell:
         "twostream plots --params {params.cfg:q} --histories {input.histories}"
         " --frames {input.frames} --flow {input.flow}"

@@ -11,9 +11,6 @@ if config["dataset"]["kind"] == "synthetic":
             testlist=f"{config['dataset']['root']}/testlist01.txt",
             classes=f"{config['dataset']['root']}/classes.csv",
             videos=f"{config['dataset']['root']}/videos.csv",
-        params:
-            cfg=section("synthetic"),
-            code=code_hash("synthesize"),
         log:
             "logs/synthesize.log",
         benchmark:
@@ -24,6 +21,9 @@ if config["dataset"]["kind"] == "synthetic":
         resources:
             mem_mb=2000,
             runtime=20,
+        params:
+            cfg=section("synthetic"),
+            code=code_hash("synthesize"),
         shell:
             'twostream synth --params {params.cfg:q} --out "$(dirname {output.classind:q})"'
             " --threads {threads} > {log} 2>&1"

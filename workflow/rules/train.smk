@@ -9,30 +9,12 @@
 # rerunning after a crash or SIGKILL continues from the last finished epoch.
 
 
-def train_section(stream):
-    """The `train:` section as one stream sees it (overrides merged), canonical JSON."""
-    sec = dict(config.get("train") or {})
-    overrides = {s: (sec.pop(s, None) or {}) for s in ("rgb", "flow")}
-    sec.update(overrides[stream])
-    return json.dumps(sec, sort_keys=True)
-
-
-def stream_shards(wildcards):
-    kind = "frames" if wildcards.stream == "rgb" else "flow"
-    return expand(f"results/{kind}/{{shard}}.h5", shard=shards())
-
-
 rule train_stream:
     input:
         shards=stream_shards,
     output:
         checkpoint="results/models/{stream}/checkpoint.pt",
         history="results/models/{stream}/history.csv",
-    params:
-        cfg=lambda wc: train_section(wc.stream),
-        code=code_hash("train"),
-        shards_flag=lambda wc: "--frames" if wc.stream == "rgb" else "--flow",
-        out=lambda wc: f"results/models/{wc.stream}",
     log:
         "logs/train/{stream}.log",
     benchmark:
@@ -44,6 +26,11 @@ rule train_stream:
         mem_mb=8000,
         runtime=240,
         gpu=1,
+    params:
+        cfg=lambda wc: train_section(wc.stream),
+        code=code_hash("train"),
+        shards_flag=lambda wc: "--frames" if wc.stream == "rgb" else "--flow",
+        out=lambda wc: f"results/models/{wc.stream}",
     shell:
         "twostream train --stream {wildcards.stream} {params.shards_flag} {input.shards}"
         " --out {params.out} --params {params.cfg:q} --threads {threads}"

@@ -12,26 +12,6 @@
 # verification.csv.
 
 
-def vis_models():
-    """The visualized models: visualize.models, then the negative control."""
-    sec = config.get("visualize") or {}
-    models = list(sec.get("models", ["rgb", "flow", "fusion-conv-res3-s0"]))
-    control = sec.get("control", "fusion-conv-pool-s0")
-    if control:
-        models.append(control)
-    return list(dict.fromkeys(models))
-
-
-def vis_section():
-    """The `visualize:` settings a model's job depends on (without the model lists)."""
-    sec = {
-        k: v
-        for k, v in (config.get("visualize") or {}).items()
-        if k not in ("models", "control")
-    }
-    return json.dumps(sec, sort_keys=True)
-
-
 rule visualize:
     input:
         unpack(eval_shards),
