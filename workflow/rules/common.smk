@@ -15,7 +15,8 @@ def check_config(cfg, schema_path):
     with open(schema_path) as fh:
         schema = yaml.safe_load(fh)
     errors = sorted(
-        jsonschema.validators.validator_for(schema)(schema).iter_errors(cfg), key=lambda e: list(e.path)
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(cfg),
+        key=lambda e: list(e.path),
     )
     if errors:
         lines = [
@@ -106,9 +107,12 @@ def trained_models():
 def all_targets():
     targets = expand("results/flow/{shard}.h5", shard=shards())
     targets += ["results/frames/bad_videos.csv"]
+    targets += expand("results/eval/{model}/metrics.json", model=trained_models())
     targets += ["results/plots/training_curves.png", "results/plots/flow_examples.png"]
     targets += [
         "results/ablation/accuracy.csv",
+        "results/ablation/heatmap.png",
+        "results/ablation/groups.png",
         "results/ablation/findings.md",
         "results/visualization/summary.csv",
         "results/visualization/verification.csv",

@@ -16,7 +16,12 @@ rule evaluate:
     output:
         scores="results/eval/{model}/scores.h5",
         metrics="results/eval/{model}/metrics.json",
-        confusion="results/eval/{model}/confusion.png",
+        confusion=report(
+            "results/eval/{model}/confusion.png",
+            caption="../report/confusion.rst",
+            category="Evaluation",
+            subcategory="{model}",
+        ),
     log:
         "logs/evaluate/{model}.log",
     benchmark:
