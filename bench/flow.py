@@ -79,15 +79,18 @@ def ground_truth_pairs(w: int, h: int):
         "translation": np.dstack([np.full((h, w), 2.3 * s), np.full((h, w), -1.4 * s)]),
         "rotation": np.dstack([-(ys - cy) * 0.02, (xs - cx) * 0.02]),
         "zoom": np.dstack([(xs - cx) * 0.025, (ys - cy) * 0.025]),
-        "nonrigid": np.dstack([1.5 * s * np.sin(xs / (15 * s)) * np.cos(ys / (20 * s)), 1.2 * s * np.cos(xs / (18 * s))]),
+        "nonrigid": np.dstack(
+            [1.5 * s * np.sin(xs / (15 * s)) * np.cos(ys / (20 * s)), 1.2 * s * np.cos(xs / (18 * s))]
+        ),
     }
     prev, nxt, gt = [], [], []
     for name in ("camera", "astronaut", "coffee", "chelsea"):
         img = cv2.cvtColor(cv2.resize(photo(name), (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
         for f in flows.values():
             f = f.astype(np.float32)
-            i0 = cv2.remap(img.astype(np.float32), xs + f[..., 0], ys + f[..., 1], cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_REFLECT)
+            i0 = cv2.remap(
+                img.astype(np.float32), xs + f[..., 0], ys + f[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+            )
             prev.append(np.clip(np.rint(i0), 0, 255).astype(np.uint8))
             nxt.append(img)
             gt.append(f)
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
     p.add_argument("--stopping", default="opencv", choices=["opencv", "fixed"])
     p.add_argument("--no-compile", dest="compile", action="store_false", help="eager torch (no torch.compile)")
     p.add_argument("--skip-opencv", action="store_true", help="time the torch backend only (e.g. on a GPU machine)")
-    p.add_argument("--tvl1", default="{}", help='JSON overrides of the TV-L1 parameters, e.g. \'{"warps": 3}\'')
+    p.add_argument("--tvl1", default="{}", help="JSON overrides of the TV-L1 parameters, e.g. '{\"warps\": 3}'")
     args = p.parse_args(argv)
 
     import json
@@ -126,15 +129,18 @@ def main(argv=None) -> int:
     margin = max(4, min(w, h) // 16)
 
     t0 = time.perf_counter()
-    ours = TorchTVL1(params, device=args.device, stopping=args.stopping, compile=args.compile,
-                     batch_size=args.batch_size)
+    ours = TorchTVL1(
+        params, device=args.device, stopping=args.stopping, compile=args.compile, batch_size=args.batch_size
+    )
     warm = time.perf_counter() - t0
     dev = ours.device
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {args.threads} threads"
     print(f"frames {w}x{h}, {args.pairs} pairs from an encoded MJPG video; device {dev} ({name})")
     print(f"TV-L1 parameters: {params}")
-    print(f"torch backend: batch {args.batch_size}, stopping {args.stopping}, compile {ours.compile} "
-          f"(warm-up {warm:.1f} s, not timed)")
+    print(
+        f"torch backend: batch {args.batch_size}, stopping {args.stopping}, compile {ours.compile} "
+        f"(warm-up {warm:.1f} s, not timed)"
+    )
     if dev.type == "cuda":  # first call allocates and loads kernels
         ours(prev[: args.batch_size], nxt[: args.batch_size])
 
@@ -145,8 +151,10 @@ def main(argv=None) -> int:
     it_torch = ours.iterations / len(prev)
     e_torch = mean_epe(ours(gprev, gnxt), gt, margin)
     rate_torch = len(prev) / t_torch
-    print(f"torch : {rate_torch:8.2f} pairs/s  {1e3 / rate_torch:8.1f} ms/pair  "
-          f"({it_torch:.0f} inner iterations/pair)  EPE {e_torch:.4f}")
+    print(
+        f"torch : {rate_torch:8.2f} pairs/s  {1e3 / rate_torch:8.1f} ms/pair  "
+        f"({it_torch:.0f} inner iterations/pair)  EPE {e_torch:.4f}"
+    )
     if args.skip_opencv:
         print(f"torch pairs/s: {rate_torch:.2f} on {name}")
         return 0
@@ -159,8 +167,10 @@ def main(argv=None) -> int:
     rate_cv = len(prev) / t_cv
     print(f"opencv: {rate_cv:8.2f} pairs/s  {1e3 / rate_cv:8.1f} ms/pair  EPE {e_cv:.4f}")
     agree = np.sqrt(((f_torch - f_cv) ** 2).sum(-1))[:, margin:-margin, margin:-margin]
-    print(f"torch vs opencv on the video: mean end-point difference {agree.mean():.4f} px, "
-          f"95th percentile {np.percentile(agree, 95):.4f} px; EPE ratio torch/opencv {e_torch / e_cv:.3f}")
+    print(
+        f"torch vs opencv on the video: mean end-point difference {agree.mean():.4f} px, "
+        f"95th percentile {np.percentile(agree, 95):.4f} px; EPE ratio torch/opencv {e_torch / e_cv:.3f}"
+    )
     print(f"torch/opencv speedup: {rate_torch / rate_cv:.2f} (EPE torch {e_torch:.4f}, opencv {e_cv:.4f})")
     return 0
 

@@ -18,8 +18,19 @@ def write_frames_shard(path, videos: dict[str, np.ndarray], frames_dtype=None, d
     for i, (vid, fr) in enumerate(videos.items()):
         T = len(fr)
         H, W = (fr.shape[1], fr.shape[2]) if T else next(v.shape[1:3] for v in videos.values() if len(v))
-        rows.append(dict(video_id=vid, label=i, class_name=f"c{i}", split="train", n_frames=T,
-                         fps=25.0, height=H, width=W, offset=offset))
+        rows.append(
+            dict(
+                video_id=vid,
+                label=i,
+                class_name=f"c{i}",
+                split="train",
+                n_frames=T,
+                fps=25.0,
+                height=H,
+                width=W,
+                offset=offset,
+            )
+        )
         offset += T
         if T:
             blocks.append(fr)
@@ -51,8 +62,9 @@ def warp_pair(img: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """(I0, I1) with I1 = img and I0(x) = I1(x + flow(x)): ``flow`` is the exact motion I0 -> I1."""
     h, w = img.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    i0 = cv2.remap(img.astype(np.float32), xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_CUBIC,
-                   borderMode=cv2.BORDER_REFLECT)
+    i0 = cv2.remap(
+        img.astype(np.float32), xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+    )
     return np.clip(np.rint(i0), 0, 255).astype(np.uint8), img
 
 

@@ -141,8 +141,11 @@ def test_other_backends_write_the_same_layout(shard, tmp_path, backend):
 )
 def test_bad_input_names_the_problem_and_writes_nothing(tmp_path, videos, kw, match):
     src = tmp_path / "bad.h5"
-    write_frames_shard(src, {k: moving_patch_video(n, {}) if n else np.zeros((0, 48, 64, 3), np.uint8)
-                             for k, n in videos.items()}, **kw)
+    write_frames_shard(
+        src,
+        {k: moving_patch_video(n, {}) if n else np.zeros((0, 48, 64, 3), np.uint8) for k, n in videos.items()},
+        **kw,
+    )
     out = tmp_path / "out" / "flow.h5"
     with pytest.raises(InputError, match=match):
         compute_shard(src, out, cfg(), progress=False)

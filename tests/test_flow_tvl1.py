@@ -18,6 +18,7 @@ from twostream.flow.tvl1_torch import (
     median_blur_unfold,
     pyramid_sizes,
     warp_bicubic,
+    warp_bicubic_cv2,
 )
 
 H, W = 96, 128
@@ -88,8 +89,12 @@ def test_gpu_stopping_form_matches_cpu_form(pairs):
     # float rounding differs (fused multiply-adds), amplified by the median filter: measured max 0.003 px
     assert np.abs(a - b).mean() < 1e-3 and np.abs(a - b).max() < 0.02
     assert compact.iterations < masked.iterations <= len(prev) * 3 * 2 * 300
-    fixed = TorchTVL1(TVL1Params(nscales=3, warps=2, outer_iterations=2, inner_iterations=10), device="cpu",
-                      stopping="fixed", compile=False)
+    fixed = TorchTVL1(
+        TVL1Params(nscales=3, warps=2, outer_iterations=2, inner_iterations=10),
+        device="cpu",
+        stopping="fixed",
+        compile=False,
+    )
     f = fixed(prev, nxt)
     assert fixed.iterations == len(prev) * 3 * 2 * 2 * 10
     assert epe(f, gt).mean() < 0.5
@@ -128,6 +133,10 @@ def test_warp_is_bicubic_with_zero_border_like_remap():
     ref = cv2.remap(img, xs + u[..., 0], ys + u[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
     got = warp_bicubic(torch.from_numpy(img)[None, None], torch.from_numpy(u).permute(2, 0, 1)[None])[0, 0].numpy()
     assert np.abs(got - ref).max() < 0.01  # grey levels 0..255 (measured 0.001)
+    # the CPU path calls cv2.remap itself, for several channels and pairs at once
+    img3 = torch.from_numpy(np.stack([img, 2 * img, -img]))[None].repeat(2, 1, 1, 1)
+    uu = torch.from_numpy(u).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)
+    np.testing.assert_allclose(warp_bicubic_cv2(img3, uu).numpy(), warp_bicubic(img3, uu).numpy(), atol=0.01)
     outside = (xs + u[..., 0] < -2) | (xs + u[..., 0] > 41) | (ys + u[..., 1] < -2) | (ys + u[..., 1] > 33)
     assert outside.any() and np.all(got[outside] == 0)
 

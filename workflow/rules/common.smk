@@ -41,6 +41,8 @@ os.environ.update(
 # HDF5 file locking fails on many network file systems (NFS, Lustre): our
 # writers never share a file, so locking is not needed.
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+# Idle OpenMP threads spin by default; on a shared node that slows every op ~100x.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import twostream
 

@@ -41,6 +41,4 @@ def make_backend(cfg: FlowConfig) -> FlowFn:
         return DISFlow(cfg.dis)
     from .tvl1_torch import TorchTVL1
 
-    return TorchTVL1(
-        cfg.tvl1, device=cfg.device, stopping=cfg.stopping, compile=cfg.compile, batch_size=cfg.batch_size
-    )
+    return TorchTVL1(cfg.tvl1, device=cfg.device, stopping=cfg.stopping, compile=cfg.compile, batch_size=cfg.batch_size)

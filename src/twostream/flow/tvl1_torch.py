@@ -18,13 +18,16 @@ parameters and the same semantics as OpenCV's CPU ``DualTVL1OpticalFlow``:
   differences (zero on the last column/row);
 * stopping ``"opencv"``: a pair leaves the current warp as soon as the summed
   squared change of ``u`` falls under ``epsilon**2 * H * W`` (OpenCV's test,
-  evaluated per pair; pairs that are done drop out of the batch);
+  evaluated per pair, every other iteration as OpenCV's OpenCL version does;
+  pairs that are done drop out of the batch);
   ``"fixed"``: every pair runs all warps x outer x inner iterations (no
   reduction, no host synchronisation: the mode for GPUs and ``torch.compile``).
 
 Many pairs of one size are solved together as a batch of tensors (B, 2, H, W).
-The median filter runs through ``cv2.medianBlur`` on CPU (one call for the whole
-batch) and through a forgetful-selection network on GPU.
+On CPU the median filter and the bicubic warp run through OpenCV (``cv2.medianBlur``,
+one call for the whole batch, and ``cv2.remap``, the calls OpenCV's TV-L1 makes); on
+GPU through a forgetful-selection network and ``grid_sample``. The inner iteration is
+one fused kernel under ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -91,8 +94,9 @@ def warp_bicubic_cv2(img: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     un = u.numpy()
     out = np.empty((B, H, W, C), np.float32)
     for b in range(B):
-        out[b] = cv2.remap(src[b], xs + un[b, 0], ys + un[b, 1], cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(H, W, C)
+        out[b] = cv2.remap(
+            src[b], xs + un[b, 0], ys + un[b, 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        ).reshape(H, W, C)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -210,8 +214,9 @@ def tvl1_step2(u, p, ig, rho_c, inv_grad, l_t: float, theta: float, taut: float)
     return tvl1_step(u, p, ig, rho_c, inv_grad, l_t, theta, taut)
 
 
-def tvl1_step_masked(u, p, ig, rho_c, inv_grad, going, scaled_eps: float, l_t: float, theta: float, taut: float,
-                     n: int = 1):
+def tvl1_step_masked(
+    u, p, ig, rho_c, inv_grad, going, scaled_eps: float, l_t: float, theta: float, taut: float, n: int = 1
+):
     """``n`` (1 or 2) inner iterations that change only the pairs still ``going`` (bool (B,));
     a pair stops once its squared change of u falls under ``scaled_eps`` (OpenCV's test).
     No host synchronisation: the GPU form of the per-pair stopping rule."""
@@ -321,8 +326,9 @@ class TorchTVL1:
             # levels 48x48 .. 20x20 cover both graphs inductor makes (small and large planes)
             a = (torch.rand((2, 48, 48), generator=g) * 255).to(torch.uint8)
             p = self.params
-            self.params = TVL1Params(nscales=5, warps=1, outer_iterations=1, inner_iterations=2,
-                                     median_filtering=p.median_filtering)
+            self.params = TVL1Params(
+                nscales=5, warps=1, outer_iterations=1, inner_iterations=2, median_filtering=p.median_filtering
+            )
             try:
                 self.flow(a, torch.roll(a, 1, 2))
             finally:
