@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 # Rules downstream of each stage in the DAG (by the workflow's design).
 PLOT_RULES = {"plots"}
 TABLE_RULES = {"ablation_table"} | PLOT_RULES
-DOWNSTREAM_OF_FLOW = {"flow", "train_stream", "train_fusion", "evaluate", "visualize"} | TABLE_RULES
+DOWNSTREAM_OF_FLOW = {"flow", "train_stream", "train_fusion", "evaluate", "visualize", "visualize_summary"} | TABLE_RULES
 
 
 @pytest.fixture(scope="module")

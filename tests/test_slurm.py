@@ -30,14 +30,17 @@ PROFILE = tiny_run.REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 def _require(condition: bool, reason: str):
     if condition:
         return
-    if os.environ.get("CI", "").lower() == "true":
+    if os.environ.get("CI", "").lower() in {"true", "1"}:
         pytest.fail(f"{reason} (CI=true: the SLURM test must run, not skip)")
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    _require(os.geteuid() == 0, "the SLURM test needs root to start a local cluster (tests/slurm/cluster.sh start)")
+    _require(
+        os.geteuid() == 0,
+        "the SLURM test needs root: it installs and starts a local SLURM cluster (tests/slurm/cluster.sh start)",
+    )
     _require(
         shutil.which("sinfo") is not None or shutil.which("apt-get") is not None,
         "the SLURM test needs SLURM installed or apt-get to install it",
@@ -118,7 +121,8 @@ class _Resources(dict):
 
 def test_tiny_workflow_on_slurm_matches_local_run(cluster, tmp_path_factory):
     local = tiny_run.finished_run(tmp_path_factory)
-    work = tiny_run.copy_project(tmp_path_factory.mktemp("tiny-slurm"))
+    # the same code and config as the local run
+    work = tiny_run.copy_project(tmp_path_factory.mktemp("tiny-slurm"), source=local)
     cpus, mem_mb = _node_limits()
     profile_dir = work / "test-profile"
     profile_dir.mkdir()
@@ -149,13 +153,14 @@ def test_tiny_workflow_on_slurm_matches_local_run(cluster, tmp_path_factory):
     assert not problems, "SLURM results differ from the local run:\n" + "\n".join(problems)
 
 
-def _tree(root: Path, flow_value: int, acc: float, seconds: float) -> Path:
+def _tree(root: Path, flow_value: int, acc: float, seconds: float, image_shift: float = 0.0) -> Path:
     import h5py
     import numpy as np
 
     (root / "flow").mkdir(parents=True)
     with h5py.File(root / "flow" / "shard-000.h5", "w") as f:
         f["flow"] = np.full((2, 4, 4, 2), flow_value, np.uint8)
+        f["image"] = np.linspace(-1, 1, 9, dtype=np.float32) + np.float32(image_shift)
         f["videos"] = np.array([(b"v1", 3)], dtype=[("video_id", "S8"), ("n", "i4")])
         f.attrs["created"] = seconds  # attributes (provenance) are not compared
     (root / "history.csv").write_text(f"epoch,acc,seconds\n1,{acc},{seconds}\n")
@@ -166,7 +171,10 @@ def _tree(root: Path, flow_value: int, acc: float, seconds: float) -> Path:
 def test_compare_results_sees_real_differences_only(tmp_path):
     a = _tree(tmp_path / "a", 128, 0.5, 1.0)
     assert tiny_run.compare_results(a, _tree(tmp_path / "same", 128, 0.5, 99.0)) == []
-    assert tiny_run.compare_results(a, _tree(tmp_path / "close", 128, 0.5 + 1e-9, 1.0)) == []
+    assert tiny_run.compare_results(a, _tree(tmp_path / "close", 128, 0.5 + 1e-9, 1.0, 1e-5)) == []
+    assert tiny_run.compare_results(a, _tree(tmp_path / "far", 128, 0.5, 1.0, 1e-2)) == [
+        "flow/shard-000.h5:/image differs"
+    ]
     problems = tiny_run.compare_results(a, _tree(tmp_path / "other", 129, 0.6, 1.0))
     assert any("shard-000.h5:/flow" in p for p in problems)
     assert any("history.csv" in p for p in problems)

@@ -51,8 +51,9 @@ install_packages() {
     ((${#missing[@]} == 0)) && return 0
     log "installing ${missing[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+        die "apt-get install ${missing[*]} failed"
     state_set PACKAGES_INSTALLED "$(state_get PACKAGES_INSTALLED) ${missing[*]}"
 }
 
