@@ -89,6 +89,12 @@ def test_group_and_factor_accuracy_by_hand():
     # a prediction outside the group has no colour of the group: wrong factor
     labels = np.array([4, 5])
     assert group_accuracies(np.array([0, 5]), labels, CLASSES)["st_moving_colour"] == 0.5
+    # with scores, a group's accuracy is the argmax within the group's classes
+    scores = np.full((2, int(CLASSES["label"].max()) + 1), 0.0)
+    scores[0, [0, 4]] = [0.2, 0.8]  # true 4: best overall and within its group
+    scores[1, [0, 5, 4]] = [0.9, 0.6, 0.1]  # true 5: wrong overall (0), right within its group
+    within = group_accuracies(scores, labels, CLASSES)
+    assert within["st_moving_colour"] == 1.0
     assert chance_levels(CLASSES) == {"acc_appearance": 0.5, "acc_motion": 0.5, "acc_spatiotemporal": 0.25,
                                       "st_moving_colour": 0.5, "st_direction": 0.5}
 
