@@ -68,7 +68,7 @@ macroblock) with less texture contrast than a disc that moves with the backgroun
 background and a still disc (the prototype's design) a single-frame probe told the moving disc from
 the still one in about 70-83% of P-frames (a tiny CNN on whole decoded frames: 81%); a camera that
 moves background and discs together leaves the same leak (55%).  The background therefore shakes
-independently of the discs (about 1.4 px from frame to frame), so *both* discs move relative to it and
+independently of the discs (about 1.4 x background_jitter px from frame to frame; 0.7 px at the default 0.5), so *both* discs move relative to it and
 the codec treats them alike; the same probe then stays at 51 +- 1.5% (the CNN: 49-51%), see
 ``tests/test_synthetic.py::test_codec_leak_probe``.
 """
