@@ -58,27 +58,30 @@ def test_flow_is_index_aligned_with_frames(run):
 
 
 def test_streams_learn_their_own_cause_only(table):
+    """Group accuracies are within-group (chance: 1/2 appearance, 1/4 motion)."""
     rgb, flow = table.loc["rgb"], table.loc["flow"]
-    # appearance stream: colour classes solved; motion classes (one grey object) not
-    assert rgb.acc_appearance >= 0.8
-    assert flow.acc_motion >= 0.8
-    assert rgb.acc_motion <= flow.acc_motion - 0.3
-    assert flow.acc_appearance <= rgb.acc_appearance - 0.3
+    # appearance stream: colour classes solved; the motion classes (one grey disc) at chance
+    assert rgb.acc_appearance >= 0.85
+    assert rgb.acc_motion <= 0.25 + 0.2
+    # motion stream: the motion classes far above chance, far above the appearance stream
+    assert flow.acc_motion >= 0.5
+    assert flow.acc_motion >= rgb.acc_motion + 0.25
+    # which colour moves: neither stream alone (chance 50%; 32 test clips: sigma ~9%)
+    assert rgb.st_moving_colour <= 0.5 + 0.25
+    assert flow.st_moving_colour <= 0.5 + 0.25
+    # direction of the spatiotemporal classes: motion only
+    assert flow.st_direction >= 0.8
+    assert rgb.st_direction <= 0.5 + 0.25
 
 
-def test_late_fusion_cannot_bind_colour_to_motion(table):
+def test_late_fusion_solves_the_streams_groups_but_not_which_colour_moves(table):
     late = table[table.method.str.startswith("late")]
     assert len(late)
     for _, row in late.iterrows():
-        # which colour moves: chance is 50%; 32 test clips give sigma ~ 9%
+        assert row.acc_appearance >= 0.85, row
+        assert row.acc_motion >= 0.5, row
+        assert row.st_direction >= 0.8, row
         assert row.st_moving_colour <= 0.5 + 0.25, row
-
-
-def test_spatial_fusion_binds_what_pooled_fusion_cannot(table):
-    spatial = table[(table.method == "conv") & (table.position == "res3")].iloc[0]
-    pooled = table[(table.method == "conv") & (table.position == "pool")].iloc[0]
-    assert spatial.st_moving_colour >= 0.8
-    assert spatial.st_moving_colour >= pooled.st_moving_colour + 0.2
 
 
 def test_findings_and_figures_written(run):
@@ -91,7 +94,14 @@ def test_findings_and_figures_written(run):
 
 
 def test_visualization_verification_on_trained_models(run):
-    ver = pd.read_csv(run / "results/visualization/verification.csv")
+    ver = pd.read_csv(run / "results/visualization/verification.csv").set_index(["model", "check"])
+    # class units reveal the generating factors: the colour of the appearance classes,
+    # the direction of the motion classes
+    assert bool(ver.loc[("rgb", "colour"), "pass"])
+    assert bool(ver.loc[("flow", "direction"), "pass"])
+    # the temporal penalty makes the optimised motion constant over the stack
+    assert bool(ver.loc[("flow", "temporal"), "pass"])
+    ver = ver.reset_index()
     # the negative control (fusion after pooling) must fail co-location
     control = ver[(ver.role == "control") & (ver.check == "colocation")]
     assert len(control) == 1 and not bool(control.iloc[0]["pass"])
