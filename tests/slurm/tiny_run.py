@@ -27,6 +27,7 @@ COPIED = ("workflow", "config", "src")
 # steps, e.g. in the visualization, amplify them to ~1e-5 of an array's scale):
 # floats compare to RTOL, and to ATOL times the largest magnitude of the array.
 RTOL, ATOL = 1e-4, 1e-4
+REL_NORM = 1e-4  # relative L2 difference allowed for float arrays that fail allclose
 
 _finished: dict[str, Path] = {}
 
