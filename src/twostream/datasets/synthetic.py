@@ -129,12 +129,12 @@ class SyntheticConfig:
     appearance_colours: list[str] = field(default_factory=lambda: ["yellow", "green", "magenta", "cyan"])
     motions: list[str] = field(default_factory=lambda: list(MOTIONS))
     spatiotemporal_directions: list[str] = field(default_factory=lambda: ["left", "right"])
-    radius: float = 5.0
+    radius: float = 7.0
     radius_jitter: float = 0.15
     speed: float = 1.5
     speed_jitter: float = 0.2
     fast_factor: float = 2.0
-    rotation_speed: float = 0.15
+    rotation_speed: float = 0.2
     zoom_rate: float = 0.05
     spin: float = 0.15
     texture_contrast: float = 0.5
@@ -142,7 +142,7 @@ class SyntheticConfig:
     background_contrast: float = 25.0
     background_detail: float = 0.5
     background_speed: float = 0.0
-    background_jitter: float = 1.0
+    background_jitter: float = 0.5
     object_jitter: float = 0.0
     blur: float = 0.0
     noise: float = 6.0
