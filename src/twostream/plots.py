@@ -80,7 +80,7 @@ def training_curves(histories: pd.DataFrame, out: str | Path, s: PlotSettings) -
 
 def flow_examples(frames_path: str, flow_path: str, out: str | Path, s: PlotSettings) -> None:
     """One row per video: a frame, its flow as a colour wheel, and the x and y maps."""
-    from .flowviz import flow_to_rgb
+    from .visualize.montage import flow_to_colour
 
     plt = _pyplot()
     frames, flow = FrameShard(frames_path), FlowShard(flow_path)
@@ -97,7 +97,7 @@ def flow_examples(frames_path: str, flow_path: str, out: str | Path, s: PlotSett
         lim = max(float(np.abs(f).max()), 1e-3)
         row[0].imshow(img)
         row[0].set_title(f"{v.class_name}  frame {t}", fontsize=8)
-        row[1].imshow(flow_to_rgb(f))
+        row[1].imshow(flow_to_colour(f))
         row[1].set_title(f"flow {t}→{t + 1}", fontsize=8)
         for ax, ch, name in ((row[2], 0, "x"), (row[3], 1, "y")):
             im = ax.imshow(f[..., ch], cmap="RdBu_r", vmin=-lim, vmax=lim)

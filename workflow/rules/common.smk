@@ -67,7 +67,7 @@ STAGE_CODE = {
     "fusion": ["fusion_train.py", "train.py", "data.py", "models", "store.py"],
     "ablation": ["ablation.py"],
     "visualize": ["visualize", "models", "data.py", "store.py"],
-    "plots": ["plots.py"],
+    "plots": ["plots.py", "visualize/montage.py"],
 }
 
 
