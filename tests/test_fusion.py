@@ -211,6 +211,20 @@ def test_spatial_fusion_drops_motion_tower_after_fusion_point(streams):
     assert count_parameters(conv) == count_parameters(n) + 2 * c * c + c
 
 
+@pytest.mark.parametrize("method", ["conv", "sum_pool3d"])
+def test_plus_fc_keeps_the_motion_tower_and_adds_its_scores(streams, method):
+    r, f = streams
+    rgb, flow = clip()
+    kept, plain = net(streams, method, "res3+fc"), net(streams, method, "res3")
+    assert count_parameters(kept) == count_parameters(plain) + sum(
+        p.numel() for name, p in f.named_parameters() if name.split(".")[0] in ("layer3", "layer4", "fc"))
+    b, t = flow.shape[:2]
+    motion = f(flow.flatten(0, 1)).reshape(b, t, -1).mean(1)
+    with torch.no_grad():
+        torch.testing.assert_close(kept(rgb, flow), plain(rgb, flow) + motion)
+    assert fuse_streams(copy.deepcopy(r), copy.deepcopy(f), method, "res3+fc").spec["position"] == "res3+fc"
+
+
 def test_4d_input_is_one_frame(streams):
     rgb, flow = clip(t=1)
     n = net(streams, "conv", "res2")
@@ -224,6 +238,8 @@ def test_4d_input_is_one_frame(streams):
         ("conv", "res6", "unknown position 'res6'"),
         ("conv", "fc", "unknown position 'fc'"),
         ("conv", "res2+res3", "unknown position 'res2\\+res3'"),
+        ("conv", "pool+fc", "'\\+fc' needs a fusion stage before pooling"),
+        ("st_add", "res3+fc", "unknown position 'fc'"),
         ("st_add", "res2+res9", "unknown position 'res9'"),
         ("st_add", "res2+res2", "repeats"),
         ("late_mean", "res3", "takes position 'softmax'"),
@@ -429,3 +445,11 @@ def test_train_fusion_cli_errors(trained, capsys):
     swapped[2], swapped[4] = swapped[4], swapped[2]
     assert main(swapped + ["--method", "conv", "--position", "res3"]) == 2
     assert "expected the rgb stream checkpoint" in capsys.readouterr().err
+
+
+def test_pool3d_segments_must_allow_temporal_pooling():
+    from twostream.fusion_train import train_config
+
+    assert train_config({"segments": 1}).pool3d_segments == 3
+    with pytest.raises(ConfigError, match="fusion.train.pool3d_segments"):
+        train_config({"pool3d_segments": 1})

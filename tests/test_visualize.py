@@ -251,3 +251,17 @@ def test_flow_of_a_mean_subtracting_model_is_saved_centred():
     flow = r.inputs["flow"][0]
     assert np.abs(flow.mean((1, 2))).max() < 1e-5
     assert V.judge_direction(flow, (-1.0, 0.0))[0] and flow[:, 6:10, 6:10, 0].mean() < -0.5
+
+
+def test_gate_probability_is_within_the_class_group():
+    """A motion stream cannot tell MotionLeft from RedMovesLeft (colour): the gate's
+    probability is the softmax over the class's group, so it judges left vs right only."""
+    classes = [V.ClassFactors(0, "MotionLeft", "motion"), V.ClassFactors(1, "MotionRight", "motion"),
+               V.ClassFactors(2, "RedMovesLeft", "spatiotemporal"), V.ClassFactors(3, "BlueMovesLeft", "spatiotemporal")]
+    r = dataclasses.make_dataclass("R", ["logits"])(np.array([[5.0, 0.0, 5.0, 5.0], [0.0, 0.0, 9.0, 0.0]]))
+    p_all = np.exp(5.0) / (3 * np.exp(5.0) + 1)
+    assert p_all < 0.34
+    assert V.group_probability(r, 0, classes[0], classes) == pytest.approx(np.exp(5.0) / (np.exp(5.0) + 1))
+    assert V.group_probability(r, 1, classes[0], classes) == pytest.approx(0.5)
+    assert V.group_probability(r, 1, classes[2], classes) == pytest.approx(np.exp(9.0) / (np.exp(9.0) + 1))
+    assert V.group_probability(dataclasses.make_dataclass("N", ["logits"])(None), 0, classes[0], classes) is None

@@ -7,10 +7,10 @@
 
 The network (see ``twostream.models.fusion``) is initialised from the two trained
 single-stream checkpoints, as in the papers, and fine-tuned on the training split with
-the settings of the ``fusion.train`` section. Each training item is a clip of
-``segments`` (= T) snippets at TSN segment positions, each an RGB frame with the flow
-stack around it; per-frame scores are averaged over the T snippets (spatial, cross-stream
-fusion) or the T frames are merged by 3D pooling (``*_pool3d``). Late fusion
+the settings of the ``fusion.train`` section. Each training item is a clip of T snippets
+at TSN segment positions, each an RGB frame with the flow stack around it: per-frame
+scores are averaged over the T = ``segments`` snippets (spatial, cross-stream fusion), or
+the T = ``pool3d_segments`` frames are merged by 3D pooling (``*_pool3d``). Late fusion
 (``late_*``) trains nothing: its checkpoint holds the two streams and an empty history.
 
 Writes ``OUT/checkpoint.pt`` (the dict of ``twostream.train``: ``spec``, ``model``,
@@ -63,7 +63,8 @@ class FusionTrainConfig:
     clip_grad: float = 20.0
     label_smoothing: float = 0.0
     amp: bool = False
-    segments: int = 3
+    segments: int = 1  # snippets per clip and step for spatial, cross and late cells
+    pool3d_segments: int = 3  # T snippets per clip for *_pool3d cells (3D pooling over T needs T >= 2)
     crop_size: int = 0  # 0: the streams' crop size
     scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
     flip: bool = True
@@ -83,6 +84,8 @@ class FusionTrainConfig:
         for k in ("batch_size", "segments", "bilinear_dim"):
             if int(getattr(self, k)) < 1:
                 bad(k, f"must be >= 1, got {getattr(self, k)!r}")
+        if int(self.pool3d_segments) < 2:
+            bad("pool3d_segments", f"3D pooling over time needs >= 2 snippets, got {self.pool3d_segments!r}")
         for k in ("epochs", "val_frames", "crop_size", "workers"):
             if int(getattr(self, k)) < 0:
                 bad(k, f"must be >= 0, got {getattr(self, k)!r}")
@@ -282,7 +285,8 @@ def main(args: argparse.Namespace) -> int:
     if epochs:
         data_kw = dict(frames=[str(p) for p in args.frames or []], flow=[str(p) for p in args.flow or []],
                        modalities=("rgb", "flow"), flow_length=flow_length, crop_size=crop_size)
-        train_ds = ClipDataset(split="train", mode="train", segments=cfg.segments, scales=cfg.scales,
+        segments = cfg.pool3d_segments if method.endswith("_pool3d") else cfg.segments
+        train_ds = ClipDataset(split="train", mode="train", segments=segments, scales=cfg.scales,
                                flip=cfg.flip, seed=seed, **data_kw)
         if train_ds.num_classes != model.num_classes:
             raise InputError(f"{args.frames[0]}: shards have {train_ds.num_classes} classes, the streams "

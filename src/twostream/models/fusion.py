@@ -36,6 +36,11 @@ method              position                    what it builds
 ``late_geometric``  ``softmax``                 geometric mean of the softmax scores
 ==================  ==========================  ===============================================
 
+A spatial or ``*_pool3d`` position may end in ``+fc`` (``res3+fc``): the motion tower is
+then kept to its classifier and its class scores are added to the fused network's,
+the paper's "ReLU5 + FC8" (fusion at a conv layer *and* at the prediction layer, CVPR
+2016 Fig. 4 and Table 2).
+
 Position ``s`` always means "after stage ``s``" (output of ``s``); the ST-ResNet
 connections at the start of res2..res5 are therefore positions ``conv1+res2+res3+res4``.
 Spatial fusion keeps the appearance tower after the fusion point and drops the
@@ -64,6 +69,7 @@ POOL3D_BASES = ("sum", "max", "concat", "conv", "conv3d")
 CROSS_METHODS = ("st_add", "st_mul")
 LATE_METHODS = ("late_mean", "late_weighted", "late_geometric")
 LATE_POSITION = "softmax"
+KEEP_MOTION_SUFFIX = "+fc"  # spatial position suffix: keep the motion tower, sum both scores
 
 
 def known_methods() -> list[str]:
@@ -303,13 +309,18 @@ def parse_position(method: str, position: str) -> tuple[str, ...]:
         if position != LATE_POSITION:
             raise ConfigError(f"fusion: late fusion {method!r} takes position {LATE_POSITION!r}, got {position!r}")
         return ()
-    stages = tuple(position.split("+")) if method in CROSS_METHODS else (position,)
+    if method in CROSS_METHODS:
+        stages = tuple(position.split("+"))
+    else:
+        stages = (position.removesuffix(KEEP_MOTION_SUFFIX),)
+        if stages[0] == "pool" and position.endswith(KEEP_MOTION_SUFFIX):
+            raise ConfigError(f"fusion: position {position!r}: '+fc' needs a fusion stage before pooling")
     allowed = STAGES[:-1]  # conv1 .. pool
     for s in stages:
         if s not in allowed:
             raise ConfigError(
                 f"fusion: unknown position {s!r} for method {method!r} (known: {', '.join(allowed)}"
-                + (", joined by '+'" if method in CROSS_METHODS else "") + ")"
+                + (", joined by '+'" if method in CROSS_METHODS else "; optionally followed by '+fc'") + ")"
             )
     if method in CROSS_METHODS:
         if len(set(stages)) != len(stages):
@@ -380,6 +391,7 @@ class FusionNet(nn.Module):
             else "pool3d" if method.endswith("_pool3d") else "spatial"
         )
         self.head: nn.Module | None = None
+        self.keep_motion = False
         if self.kind == "late":
             return
         if self.kind == "cross":
@@ -390,7 +402,9 @@ class FusionNet(nn.Module):
             return
         stage = self.stages[0]
         ca, cm = rgb.stage_channels[stage], flow.stage_channels[stage]
-        _drop_after(self.flow, stage)  # the motion tower ends at the fusion point
+        self.keep_motion = position.endswith(KEEP_MOTION_SUFFIX)
+        if not self.keep_motion:
+            _drop_after(self.flow, stage)  # the motion tower ends at the fusion point
         base = method.removesuffix("_pool3d")
         if base == "conv3d":
             self.fuse: nn.Module = Conv3dFusion(ca, cm, tuple(conv_init), tuple(conv3d_kernel))
@@ -422,9 +436,14 @@ class FusionNet(nn.Module):
                 else:
                     f, vec = _to_clip(self.fuse(a, m), b, t)
                 f = _back(temporal_max_pool(f), vec)
-                return self.rgb.forward_from(f, stage)  # (B, K): the frames are merged
+                out = self.rgb.forward_from(f, stage)  # (B, K): the frames are merged
+                if self.keep_motion:
+                    out = out + self.flow.forward_from(m, stage).reshape(b, t, -1).mean(dim=1)
+                return out
             f = self.fuse(a, m)
             out = self.head(f) if self.head is not None else self.rgb.forward_from(f, stage)
+            if self.keep_motion:
+                out = out + self.flow.forward_from(m, stage)
         return out.reshape(b, t, -1).mean(dim=1)
 
     def _cross(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -183,6 +183,7 @@ class Rendered:
     weights: Weights
     seeds: list[int]
     extra: dict = field(default_factory=dict)
+    logits: np.ndarray | None = None  # (B, classes) the model's output, if it is a vector
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -276,6 +277,7 @@ def render_vis(
             final = objective(acts).numpy()
             out = acts[OUTPUT]
             probs = torch.softmax(out, 1).numpy() if out.dim() == 2 else None
+            logits = out.numpy() if out.dim() == 2 else None
     result = {}
     for name, t in x.items():
         a = t.detach().numpy()
@@ -286,4 +288,4 @@ def render_vis(
             if pre.flow_center:
                 fr = fr - fr.mean(axis=(3, 4), keepdims=True)
             result[name] = np.ascontiguousarray(fr.transpose(0, 1, 3, 4, 2)) * float(pre.flow_scale)
-    return Rendered(result, final, probs, history, weights, list(inputs.seeds))
+    return Rendered(result, final, probs, history, weights, list(inputs.seeds), logits=logits)

@@ -56,6 +56,7 @@ class VerifyConfig:
     penalties: list[float] = field(default_factory=lambda: [1.0, 3.0])
     temporal_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0])
     steps: int = 150
+    objective: str = "logit"
     min_prob: float = 0.9
     min_flow: float = 0.3
     min_image_std: float = 0.02
@@ -111,6 +112,8 @@ class VisualizeConfig:
         v = self.verify
         if int(v.seeds) < 1 or not v.penalties or any(float(p) < 0 for p in v.penalties):
             bad("verify", "needs seeds >= 1 and one or more penalty weights >= 0")
+        if v.objective not in ("logit", "log_prob", "logit+log_prob"):
+            bad("verify.objective", f"must be logit, log_prob or logit+log_prob, got {v.objective!r}")
         if v.colocation_map not in ("contrast", "distance"):
             bad("verify.colocation_map", f"must be contrast or distance, got {v.colocation_map!r}")
         if len(v.temporal_weights) < 2:
@@ -301,7 +304,7 @@ def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preproce
     s = V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + int(v.seeds))), penalties=tuple(pens),
                          temporal_weights=tuple(v.temporal_weights), steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,
                          size=(size, size), flow_frames=info.flow_length, parametrization=cfg.parametrization,
-                         init_sd=cfg.init_sd, thresholds=th)
+                         init_sd=cfg.init_sd, objective=v.objective, thresholds=th)
     return V.run_checks(model, info.modalities, classes, s, info.fused, pre, keep_inputs=True), th
 
 
