@@ -78,9 +78,11 @@ def main() -> int:
     p.add_argument("--flow-length", type=int, default=10)
     p.add_argument("--segments", type=int, default=3)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--videos", type=int, default=256)
+    p.add_argument("--videos", type=int, default=960,
+                   help="training videos (default: the default config's 960); an epoch of only a few batches "
+                        "restarts the workers' prefetch every few steps, which real training does once per epoch")
     p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training process (0: default)")
     p.add_argument("--device", default="auto")

@@ -265,3 +265,29 @@ def test_gate_probability_is_within_the_class_group():
     assert V.group_probability(r, 1, classes[0], classes) == pytest.approx(0.5)
     assert V.group_probability(r, 1, classes[2], classes) == pytest.approx(np.exp(9.0) / (np.exp(9.0) + 1))
     assert V.group_probability(dataclasses.make_dataclass("N", ["logits"])(None), 0, classes[0], classes) is None
+
+
+def test_colocation_direction_map_ignores_a_spinning_still_object():
+    """The synthetic still object spins in place: its flow has size but no net direction.
+    On the magnitude map a strongly spinning still disc wins; on the direction map the
+    translating moving disc does."""
+    n = 32
+    yy, xx = np.mgrid[0:n, 0:n].astype(float)
+    flow = np.zeros((3, n, n, 2))
+    img = np.full((n, n, 3), 0.5)
+    moving = (xx - 8) ** 2 + (yy - 16) ** 2 < 25  # red disc translating left at 1 px/frame
+    still = (xx - 24) ** 2 + (yy - 16) ** 2 < 25  # blue disc spinning at 0.6 rad/frame (up to 3 px/frame)
+    flow[:, moving, 0] = -1.0
+    flow[:, still, 0] = -0.6 * (yy[still] - 16)
+    flow[:, still, 1] = 0.6 * (xx[still] - 24)
+    img[moving], img[still] = (0.9, 0.1, 0.1), (0.1, 0.3, 0.9)
+    red, blue, left = (0.9, 0.1, 0.1), (0.1, 0.3, 0.9), (-1.0, 0.0)
+    cm, cs = V.colocation(img, flow, red, blue, motion="magnitude")
+    assert cm < cs  # the spin's magnitude sits on the still colour
+    cm, cs = V.colocation(img, flow, red, blue, direction=left, motion="direction")
+    assert cm > 0.3 and cm - cs > 0.6
+    th = V.Thresholds(colocation_motion="direction")
+    assert V.judge_colocation(img, flow, red, blue, th, left)[0]
+    assert not V.judge_colocation(img, flow, blue, red, th, left)[0]
+    with pytest.raises(InputError, match="needs the class's direction"):
+        V.colocation(img, flow, red, blue, motion="direction")

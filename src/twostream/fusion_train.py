@@ -39,7 +39,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
-from .config import ConfigError, add_params_arguments, from_dict, section_from_args
+from .config import ConfigError, from_dict, section_from_args
 from .errors import InputError
 from .store import versions
 
@@ -326,11 +326,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flow-checkpoint", required=True, help="trained motion stream checkpoint.pt")
     p.add_argument("--frames", nargs="*", default=[], help="frames shards")
     p.add_argument("--flow", nargs="*", default=[], help="flow shards")
-    p.add_argument("--out", required=True, help="output folder: checkpoint.pt, history.csv")
-    add_params_arguments(p)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: fusion.train.workers)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda when present")
+    from .train import add_output_arguments
+
+    add_output_arguments(p, "fusion.train")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -329,10 +329,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", required=True, choices=STREAM_KEYS, help="rgb (appearance) or flow (motion)")
     p.add_argument("--frames", nargs="*", default=[], help="frames shards (needed by the rgb stream)")
     p.add_argument("--flow", nargs="*", default=[], help="flow shards (needed by the flow stream)")
+    add_output_arguments(p, "train")
+
+
+def add_output_arguments(p: argparse.ArgumentParser, section: str) -> None:
+    """--out, --params/--config and the run-time options shared by the training commands."""
     p.add_argument("--out", required=True, help="output folder: checkpoint.pt, history.csv")
     add_params_arguments(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: train.workers)")
+    p.add_argument("--workers", type=int, default=None, help=f"DataLoader workers (default: {section}.workers)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda when present")
 
 

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,8 +48,9 @@ SPATIAL = ("conv1", "res2", "res3", "res4", "res5")
 
 
 @dataclass
-class VerifyConfig:
-    """``visualize.verify``: the checks of the class units (see verify.py)."""
+class VerifyConfig(V.Thresholds):
+    """``visualize.verify``: the checks of the class units (see verify.py); the gate and
+    judge thresholds are those of ``verify.Thresholds``."""
 
     enabled: bool = True
     seeds: int = 5
@@ -57,13 +58,9 @@ class VerifyConfig:
     temporal_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0])
     steps: int = 150
     objective: str = "logit"
-    min_prob: float = 0.9
-    min_flow: float = 0.3
-    min_image_std: float = 0.02
-    min_corr: float = 0.2
-    min_corr_gap: float = 0.2
-    min_pass_rate: float = 0.8
-    colocation_map: str = "contrast"
+
+    def thresholds(self) -> V.Thresholds:
+        return V.Thresholds(**{f.name: getattr(self, f.name) for f in fields(V.Thresholds)})
 
 
 @dataclass
@@ -116,6 +113,8 @@ class VisualizeConfig:
             bad("verify.objective", f"must be logit, log_prob or logit+log_prob, got {v.objective!r}")
         if v.colocation_map not in ("contrast", "distance"):
             bad("verify.colocation_map", f"must be contrast or distance, got {v.colocation_map!r}")
+        if v.colocation_motion not in ("magnitude", "direction"):
+            bad("verify.colocation_motion", f"must be magnitude or direction, got {v.colocation_motion!r}")
         if len(v.temporal_weights) < 2:
             bad("verify.temporal_weights", "needs two or more weights to compare")
         self.temporal_weights = sorted(float(w) for w in self.temporal_weights)
@@ -298,8 +297,7 @@ def visualize_layers(model, info: ModelInfo, layers: Sequence[str], units: dict[
 
 def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preprocess, size: int):
     v = cfg.verify
-    th = V.Thresholds(v.min_prob, v.min_flow, v.min_image_std, v.min_corr, v.min_corr_gap, v.min_pass_rate,
-                      v.colocation_map)
+    th = v.thresholds()
     pens = [{"l2_rgb": p, "tv_rgb": p, "l2_flow": p, "tv_flow": p, "temporal": p} for p in v.penalties]
     s = V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + int(v.seeds))), penalties=tuple(pens),
                          temporal_weights=tuple(v.temporal_weights), steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,

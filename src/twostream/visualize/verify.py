@@ -224,10 +224,19 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], still: Sequence[float],
-               method: str = "contrast") -> tuple[float, float]:
-    """(corr(moving-colour map, |flow|), corr(still-colour map, |flow|)).
+               method: str = "contrast", direction: Sequence[float] | None = None,
+               motion: str = "magnitude") -> tuple[float, float]:
+    """(corr(moving-colour map, motion map), corr(still-colour map, motion map)).
 
-    |flow| is the mean over the L fields of the per-pixel flow magnitude. Colour maps:
+    Motion maps (means over the L fields):
+
+    * ``magnitude``: the per-pixel flow magnitude;
+    * ``direction``: the flow projected on the class's ``direction``, the translation
+      that defines the class. In-place spin (the still object of the synthetic
+      spatiotemporal classes spins) has flow of every direction around the disc and
+      adds little to it, while it does add to the magnitude.
+
+    Colour maps:
 
     * ``contrast`` (default): the projection of each pixel's colour on
       ``moving - still`` (for red and blue, about R - B); the still-colour map is its
@@ -240,7 +249,15 @@ def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], sti
     f = np.asarray(flow, dtype=np.float64)
     if f.ndim == 3:
         f = f[None]
-    mag = np.hypot(f[..., 0], f[..., 1]).mean(0)
+    if motion == "direction":
+        if direction is None:
+            raise InputError("colocation on the direction map needs the class's direction")
+        d = np.asarray(direction, dtype=np.float64)
+        mag = (f[..., 0] * d[0] + f[..., 1] * d[1]).mean(0)
+    elif motion == "magnitude":
+        mag = np.hypot(f[..., 0], f[..., 1]).mean(0)
+    else:
+        raise InputError(f"colocation motion map {motion!r} is not magnitude or direction")
     mv, st = np.asarray(moving, dtype=float), np.asarray(still, dtype=float)
     if method == "contrast":
         c = _corr(img @ (mv - st), mag)
@@ -261,6 +278,7 @@ class Thresholds:
     min_corr_gap: float = 0.2
     min_pass_rate: float = 0.8
     colocation_map: str = "contrast"
+    colocation_motion: str = "magnitude"
 
 
 # ---- judging one run -------------------------------------------------------------------
@@ -312,8 +330,8 @@ def judge_colour(rgb: np.ndarray, label: int, colours: dict[int, tuple[float, fl
     return best == label, {"hue": float("nan") if h is None else h, "nearest": -1 if best is None else best}
 
 
-def judge_colocation(rgb, flow, moving, still, th: Thresholds) -> tuple[bool, dict]:
-    cm, cs = colocation(rgb, flow, moving, still, th.colocation_map)
+def judge_colocation(rgb, flow, moving, still, th: Thresholds, direction=None) -> tuple[bool, dict]:
+    cm, cs = colocation(rgb, flow, moving, still, th.colocation_map, direction, th.colocation_motion)
     ok = cm >= th.min_corr and cm - cs >= th.min_corr_gap
     return bool(ok), {"corr_moving": cm, "corr_still": cs}
 
@@ -452,7 +470,7 @@ def _judge(check: str, c: ClassFactors, rgb, flow, colours, th: Thresholds) -> t
         return judge_colour(rgb, c.label, colours)
     if check == "direction":
         return judge_direction(flow, c.direction)
-    return judge_colocation(rgb, flow, c.moving_colour, c.still_colour, th)
+    return judge_colocation(rgb, flow, c.moving_colour, c.still_colour, th, c.direction)
 
 
 def run_checks(
