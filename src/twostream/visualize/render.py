@@ -178,12 +178,19 @@ class Rendered:
 
     inputs: dict[str, np.ndarray]  # rgb: (B, H, W, 3) in [0,1]; flow: (B, L, H, W, 2) in px/frame
     objective: np.ndarray  # (B,) objective at the final, unshifted input
-    probabilities: np.ndarray | None  # (B, classes) softmax of the model's output, if it is a vector
+    logits: np.ndarray | None  # (B, classes) the model's output, if it is a vector
     history: np.ndarray  # (steps, B) objective during optimisation
     weights: Weights
     seeds: list[int]
     extra: dict = field(default_factory=dict)
-    logits: np.ndarray | None = None  # (B, classes) the model's output, if it is a vector
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """(B, classes) softmax of the model's output, if it is a vector."""
+        if self.logits is None:
+            return None
+        z = np.exp(self.logits - self.logits.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -276,7 +283,6 @@ def render_vis(
             acts = probe(pre.network(x, kinds))
             final = objective(acts).numpy()
             out = acts[OUTPUT]
-            probs = torch.softmax(out, 1).numpy() if out.dim() == 2 else None
             logits = out.numpy() if out.dim() == 2 else None
     result = {}
     for name, t in x.items():
@@ -288,4 +294,4 @@ def render_vis(
             if pre.flow_center:
                 fr = fr - fr.mean(axis=(3, 4), keepdims=True)
             result[name] = np.ascontiguousarray(fr.transpose(0, 1, 3, 4, 2)) * float(pre.flow_scale)
-    return Rendered(result, final, probs, history, weights, list(inputs.seeds), logits=logits)
+    return Rendered(result, final, logits, history, weights, list(inputs.seeds))

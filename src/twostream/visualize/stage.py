@@ -109,12 +109,13 @@ class VisualizeConfig:
         v = self.verify
         if int(v.seeds) < 1 or not v.penalties or any(float(p) < 0 for p in v.penalties):
             bad("verify", "needs seeds >= 1 and one or more penalty weights >= 0")
-        if v.objective not in ("logit", "log_prob", "logit+log_prob"):
-            bad("verify.objective", f"must be logit, log_prob or logit+log_prob, got {v.objective!r}")
+        if v.objective not in V.OBJECTIVES:
+            bad("verify.objective", f"must be one of {', '.join(V.OBJECTIVES)}, got {v.objective!r}")
         if v.colocation_map not in ("contrast", "distance"):
             bad("verify.colocation_map", f"must be contrast or distance, got {v.colocation_map!r}")
-        if v.colocation_motion not in ("magnitude", "direction"):
-            bad("verify.colocation_motion", f"must be magnitude or direction, got {v.colocation_motion!r}")
+        if v.colocation_motion not in V.COLOCATION_MOTIONS:
+            bad("verify.colocation_motion",
+                f"must be one of {', '.join(V.COLOCATION_MOTIONS)}, got {v.colocation_motion!r}")
         if len(v.temporal_weights) < 2:
             bad("verify.temporal_weights", "needs two or more weights to compare")
         self.temporal_weights = sorted(float(w) for w in self.temporal_weights)

@@ -46,6 +46,8 @@ from .params import InputSet, InputSpec
 from .render import Preprocess, Weights, render_vis
 
 CHECKS = ("direction", "colour", "colocation", "temporal")
+OBJECTIVES = ("logit", "log_prob", "logit+log_prob")  # what a class-unit run maximises
+COLOCATION_MOTIONS = ("magnitude", "direction")  # motion maps of the co-location check
 GROUPS = ("appearance", "motion", "spatiotemporal")
 
 # ---- class factors ----------------------------------------------------------------
@@ -257,7 +259,7 @@ def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], sti
     elif motion == "magnitude":
         mag = np.hypot(f[..., 0], f[..., 1]).mean(0)
     else:
-        raise InputError(f"colocation motion map {motion!r} is not magnitude or direction")
+        raise InputError(f"colocation motion map {motion!r} is not one of {', '.join(COLOCATION_MOTIONS)}")
     mv, st = np.asarray(moving, dtype=float), np.asarray(still, dtype=float)
     if method == "contrast":
         c = _corr(img @ (mv - st), mag)
@@ -450,9 +452,19 @@ def render_classes(
     inputs = InputSet(spec, s.size, list(seeds), s.parametrization, sd=s.init_sd)
     keys = ("l2_rgb", "tv_rgb", "l2_flow", "tv_flow", "temporal")
     w = Weights(**{k: [float(wi.get(k, 0.0)) for wi in weights] for k in keys})
-    objective = {"logit": class_logit(list(labels)), "log_prob": class_log_prob(list(labels)),
-                 "logit+log_prob": class_logit(list(labels)) + class_log_prob(list(labels))}[s.objective]
-    return render_vis(model, objective, inputs, w, s.steps, s.lr, s.jitter, jitter_seed, preprocess)
+    return render_vis(model, class_objective(s.objective, list(labels)), inputs, w, s.steps, s.lr, s.jitter,
+                      jitter_seed, preprocess)
+
+
+def class_objective(name: str, labels: list[int]):
+    """The objective of a verification run (one of ``OBJECTIVES``) for each sample's class."""
+    if name == "logit":
+        return class_logit(labels)
+    if name == "log_prob":
+        return class_log_prob(labels)
+    if name == "logit+log_prob":
+        return class_logit(labels) + class_log_prob(labels)
+    raise InputError(f"verification objective {name!r} is not one of {', '.join(OBJECTIVES)}")
 
 
 def group_probability(r, i: int, c: ClassFactors, classes: Sequence[ClassFactors]) -> float | None:
