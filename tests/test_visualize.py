@@ -19,7 +19,9 @@ from visualize_toys import BindingNet, ColourNet, MotionNet, group_classes
 
 torch.set_num_threads(1)
 
-FAST = V.VerifySettings(steps=80, size=(20, 20), flow_frames=4, seeds=(0, 1, 2, 3, 4))
+# 20 px toys: co-location smoothed at the same fraction of the side as the default's 2 px of 64
+FAST = V.VerifySettings(steps=80, size=(20, 20), flow_frames=4, seeds=(0, 1, 2, 3, 4),
+                        thresholds=V.Thresholds(colocation_sigma=2.0 * 20 / 64))
 
 
 # ---- params / regularizers / objectives ---------------------------------------------------------
@@ -163,6 +165,55 @@ def test_measures_on_hand_made_inputs():
     assert not V.gate(0.99, img, np.zeros_like(flow), th, ("rgb", "flow"))[0]
     assert V.gate(0.99, img, np.zeros_like(flow), th, ("rgb",))[0]
     assert not V.gate(0.5, img, flow, th)[0]
+
+
+def test_colocation_at_object_scale_and_colour_of_saturated_pixels():
+    """The optimised inputs carry pixel texture in colour and flow that has nothing to do
+    with binding: a red blob whose flow sits one pixel off, under independent texture,
+    correlates weakly pixel by pixel and strongly once both maps are smoothed below the
+    blob's size. Cyan blobs painted over a green-yellow texture average to green; the
+    most saturated pixels are cyan."""
+    rng = np.random.default_rng(0)
+    n = 48
+    yy, xx = np.mgrid[0:n, 0:n].astype(float)
+    img = 0.5 + 0.25 * rng.standard_normal((n, n, 3)).clip(-2, 2)
+    flow = 3.0 * rng.standard_normal((2, n, n, 2))
+    blob = (xx - 16) ** 2 + (yy - 24) ** 2 < 36
+    img[blob] = (0.9, 0.1, 0.1)
+    shifted = np.roll(blob, 1, axis=1)
+    flow[:, shifted, 0] += 3.0  # the blob's rightward motion, one pixel off
+    red, blue, right = (0.9, 0.1, 0.1), (0.1, 0.3, 0.9), (1.0, 0.0)
+    pix, _ = V.colocation(img.clip(0, 1), flow, red, blue, direction=right, motion="direction")
+    smooth, _ = V.colocation(img.clip(0, 1), flow, red, blue, direction=right, motion="direction", sigma=2.0)
+    assert pix < 0.2 <= smooth
+    th = V.Thresholds(colocation_motion="direction", colocation_sigma=2.0)
+    assert V.judge_colocation(img.clip(0, 1), flow, red, blue, th, right)[0]
+    assert not V.judge_colocation(img.clip(0, 1), flow, blue, red, th, right)[0]
+    with pytest.raises(InputError, match="sigma"):
+        V.colocation(img, flow, red, blue, sigma=-1.0)
+
+    cyan, green, yellow = (40 / 255, 195 / 255, 205 / 255), (40 / 255, 165 / 255, 55 / 255), (215 / 255, 195 / 255, 40 / 255)
+    colours = {0: yellow, 1: green, 3: cyan}
+    tex = np.where(rng.random((n, n, 1)) < 0.5, np.asarray(green), np.asarray(yellow))
+    tex = 0.5 + 0.5 * (tex - 0.5)  # a paler texture
+    tex[(xx % 12 < 4) & (yy % 12 < 4)] = cyan  # 11% of pixels: cyan blobs
+    assert V.nearest_colour(tex, colours, "all") == 1
+    assert V.nearest_colour(tex, colours, "saturated") == 3
+    assert V.judge_colour(tex, 3, colours, "saturated")[0] and not V.judge_colour(tex, 3, colours, "all")[0]
+    with pytest.raises(InputError, match="colour pixels"):
+        V.colour_shift_hue(tex, "brightest")
+
+
+def test_class_objective_weights_the_log_softmax():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0]])
+    acts = {"output": logits}
+    logp = torch.log_softmax(logits, 1)
+    both = V.class_objective("logit+log_prob", [0, 2], 10.0)(acts)
+    assert torch.allclose(both, torch.tensor([2.0 + 10 * logp[0, 0], 1.0 + 10 * logp[1, 2]]))
+    assert torch.allclose(V.class_objective("log_prob", [0, 2], 3.0)(acts), 3 * logp[[0, 1], [0, 2]])
+    assert torch.allclose(V.class_objective("logit", [0, 2], 3.0)(acts), torch.tensor([2.0, 1.0]))
+    with pytest.raises(InputError, match="objective"):
+        V.class_objective("prob", [0, 2])
 
 
 def test_read_classes_of_the_synthetic_dataset(tmp_path):

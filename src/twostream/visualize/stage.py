@@ -58,6 +58,7 @@ class VerifyConfig(V.Thresholds):
     temporal_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0])
     steps: int = 150
     objective: str = "logit"
+    log_prob_weight: float = 10.0
 
     def thresholds(self) -> V.Thresholds:
         return V.Thresholds(**{f.name: getattr(self, f.name) for f in fields(V.Thresholds)})
@@ -111,6 +112,12 @@ class VisualizeConfig:
             bad("verify", "needs seeds >= 1 and one or more penalty weights >= 0")
         if v.objective not in V.OBJECTIVES:
             bad("verify.objective", f"must be one of {', '.join(V.OBJECTIVES)}, got {v.objective!r}")
+        if float(v.log_prob_weight) < 0:
+            bad("verify.log_prob_weight", f"must be >= 0, got {v.log_prob_weight}")
+        if float(v.colocation_sigma) < 0:
+            bad("verify.colocation_sigma", f"must be >= 0 (px), got {v.colocation_sigma}")
+        if v.colour_pixels not in V.COLOUR_PIXELS:
+            bad("verify.colour_pixels", f"must be one of {', '.join(V.COLOUR_PIXELS)}, got {v.colour_pixels!r}")
         if v.colocation_map not in ("contrast", "distance"):
             bad("verify.colocation_map", f"must be contrast or distance, got {v.colocation_map!r}")
         if v.colocation_motion not in V.COLOCATION_MOTIONS:
@@ -303,7 +310,8 @@ def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preproce
     s = V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + int(v.seeds))), penalties=tuple(pens),
                          temporal_weights=tuple(v.temporal_weights), steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,
                          size=(size, size), flow_frames=info.flow_length, parametrization=cfg.parametrization,
-                         init_sd=cfg.init_sd, objective=v.objective, thresholds=th)
+                         init_sd=cfg.init_sd, objective=v.objective,
+                         log_prob_weight=float(v.log_prob_weight), thresholds=th)
     return V.run_checks(model, info.modalities, classes, s, info.fused, pre, keep_inputs=True), th
 
 

@@ -13,11 +13,13 @@ synthetic dataset: group, colour, direction, moving and still colour):
   it is *inconclusive*, never a pass;
 * **direction** - the mean flow over the top-10% magnitude vectors points the
   class's way (sign of its projection on the class direction; size is not judged);
-* **colour** - the hue of the mean colour shift from grey is nearer the class's hue
-  than any other class's;
+* **colour** - the hue of the mean colour shift from grey (of every pixel, or of the
+  10% most saturated: ``colour_pixels``) is nearer the class's hue than any other
+  class's;
 * **colocation** - the moving colour sits where the flow is: the correlation between
-  a moving-colour map and the flow magnitude map is >= ``min_corr`` and exceeds
-  the same correlation for the still colour by >= ``min_corr_gap``;
+  a moving-colour map and a motion map (flow magnitude, or flow along the class's
+  direction), both smoothed at ``colocation_sigma`` px, is >= ``min_corr`` and
+  exceeds the same correlation for the still colour by >= ``min_corr_gap``;
 * **temporal** - the relative temporal variation of the optimised flow falls as the
   temporal weight rises, with the direction unchanged.
 
@@ -38,6 +40,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy.ndimage import gaussian_filter
 
 from ..errors import InputError
 from . import regularizers as R
@@ -48,6 +51,7 @@ from .render import Preprocess, Weights, render_vis
 CHECKS = ("direction", "colour", "colocation", "temporal")
 OBJECTIVES = ("logit", "log_prob", "logit+log_prob")  # what a class-unit run maximises
 COLOCATION_MOTIONS = ("magnitude", "direction")  # motion maps of the co-location check
+COLOUR_PIXELS = ("all", "saturated")  # pixels whose mean shift from grey the colour check reads
 GROUPS = ("appearance", "motion", "spatiotemporal")
 
 # ---- class factors ----------------------------------------------------------------
@@ -196,15 +200,28 @@ def hue_distance(a: float, b: float) -> float:
     return min(d, 1.0 - d)
 
 
-def colour_shift_hue(image: np.ndarray) -> float | None:
-    """Hue of the mean colour shift from grey of an image (H, W, 3) in [0, 1]."""
-    shift = np.asarray(image, dtype=np.float64).reshape(-1, 3).mean(0) - 0.5
-    return hue_of(shift)
+def colour_shift_hue(image: np.ndarray, pixels: str = "all") -> float | None:
+    """Hue of the mean colour shift from grey of an image (H, W, 3) in [0, 1].
+
+    ``pixels``: ``all`` (every pixel) or ``saturated`` (the 10% of pixels of highest
+    chroma, max - min of R, G, B). A unit may paint its colour in blobs over a
+    texture of other hues; the mean over all pixels then mixes them (a cyan unit's
+    blobs on green-yellow texture average to green), the saturated pixels do not.
+    """
+    px = np.asarray(image, dtype=np.float64).reshape(-1, 3)
+    if pixels == "saturated":
+        chroma = px.max(1) - px.min(1)
+        k = max(1, int(round(0.1 * len(px))))
+        px = px[np.argpartition(chroma, len(px) - k)[len(px) - k :]]
+    elif pixels != "all":
+        raise InputError(f"colour pixels {pixels!r} is not one of {', '.join(COLOUR_PIXELS)}")
+    return hue_of(px.mean(0) - 0.5)
 
 
-def nearest_colour(image: np.ndarray, colours: dict[int, tuple[float, float, float]]) -> int | None:
+def nearest_colour(image: np.ndarray, colours: dict[int, tuple[float, float, float]],
+                   pixels: str = "all") -> int | None:
     """The label whose colour's hue is nearest the image's colour-shift hue."""
-    h = colour_shift_hue(image)
+    h = colour_shift_hue(image, pixels)
     if h is None:
         return None
     best, dist = None, 2.0
@@ -227,8 +244,14 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], still: Sequence[float],
                method: str = "contrast", direction: Sequence[float] | None = None,
-               motion: str = "magnitude") -> tuple[float, float]:
+               motion: str = "magnitude", sigma: float = 0.0) -> tuple[float, float]:
     """(corr(moving-colour map, motion map), corr(still-colour map, motion map)).
+
+    ``sigma`` (px): both maps are smoothed by a Gaussian of this standard deviation
+    before they are correlated (circular borders, as the jitter that made the inputs),
+    so that co-location is judged at a scale below the objects' size rather than pixel
+    by pixel: an optimised input's pixel-level texture (the optimiser's high
+    frequencies, in colour and in flow) is noise to this question. 0 keeps pixels.
 
     Motion maps (means over the L fields):
 
@@ -260,15 +283,19 @@ def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], sti
         mag = np.hypot(f[..., 0], f[..., 1]).mean(0)
     else:
         raise InputError(f"colocation motion map {motion!r} is not one of {', '.join(COLOCATION_MOTIONS)}")
+    if sigma < 0:
+        raise InputError(f"colocation smoothing sigma must be >= 0, got {sigma}")
+    smooth = (lambda a: gaussian_filter(a, sigma, mode="wrap")) if sigma > 0 else (lambda a: a)
+    mag = smooth(mag)
     mv, st = np.asarray(moving, dtype=float), np.asarray(still, dtype=float)
     if method == "contrast":
-        c = _corr(img @ (mv - st), mag)
+        c = _corr(smooth(img @ (mv - st)), mag)
         return c, -c
     if method != "distance":
         raise InputError(f"colocation method {method!r} is not contrast or distance")
     m = -np.linalg.norm(img - mv, axis=-1)
     s = -np.linalg.norm(img - st, axis=-1)
-    return _corr(m, mag), _corr(s, mag)
+    return _corr(smooth(m), mag), _corr(smooth(s), mag)
 
 
 @dataclass
@@ -281,6 +308,8 @@ class Thresholds:
     min_pass_rate: float = 0.8
     colocation_map: str = "contrast"
     colocation_motion: str = "magnitude"
+    colocation_sigma: float = 2.0  # px: Gaussian smoothing of both co-location maps (0: pixel by pixel)
+    colour_pixels: str = "saturated"  # all | saturated (the 10% of highest chroma)
 
 
 # ---- judging one run -------------------------------------------------------------------
@@ -326,14 +355,16 @@ def judge_direction(flow: np.ndarray, direction: Sequence[float]) -> tuple[bool,
     return proj > 0, {"mean_dx": float(v[0]), "mean_dy": float(v[1]), "projection": proj}
 
 
-def judge_colour(rgb: np.ndarray, label: int, colours: dict[int, tuple[float, float, float]]) -> tuple[bool, dict]:
-    best = nearest_colour(rgb, colours)
-    h = colour_shift_hue(rgb)
+def judge_colour(rgb: np.ndarray, label: int, colours: dict[int, tuple[float, float, float]],
+                 pixels: str = "all") -> tuple[bool, dict]:
+    best = nearest_colour(rgb, colours, pixels)
+    h = colour_shift_hue(rgb, pixels)
     return best == label, {"hue": float("nan") if h is None else h, "nearest": -1 if best is None else best}
 
 
 def judge_colocation(rgb, flow, moving, still, th: Thresholds, direction=None) -> tuple[bool, dict]:
-    cm, cs = colocation(rgb, flow, moving, still, th.colocation_map, direction, th.colocation_motion)
+    cm, cs = colocation(rgb, flow, moving, still, th.colocation_map, direction, th.colocation_motion,
+                        th.colocation_sigma)
     ok = cm >= th.min_corr and cm - cs >= th.min_corr_gap
     return bool(ok), {"corr_moving": cm, "corr_still": cs}
 
@@ -368,6 +399,7 @@ class VerifySettings:
     parametrization: str = "pixel"
     init_sd: float = 0.25
     objective: str = "logit"  # logit (the class score, as the papers) | log_prob (log softmax) | logit+log_prob
+    log_prob_weight: float = 10.0  # weight of the log-softmax term of log_prob and logit+log_prob
     thresholds: Thresholds = field(default_factory=Thresholds)
 
 
@@ -452,18 +484,24 @@ def render_classes(
     inputs = InputSet(spec, s.size, list(seeds), s.parametrization, sd=s.init_sd)
     keys = ("l2_rgb", "tv_rgb", "l2_flow", "tv_flow", "temporal")
     w = Weights(**{k: [float(wi.get(k, 0.0)) for wi in weights] for k in keys})
-    return render_vis(model, class_objective(s.objective, list(labels)), inputs, w, s.steps, s.lr, s.jitter,
-                      jitter_seed, preprocess)
+    return render_vis(model, class_objective(s.objective, list(labels), s.log_prob_weight), inputs, w, s.steps,
+                      s.lr, s.jitter, jitter_seed, preprocess)
 
 
-def class_objective(name: str, labels: list[int]):
-    """The objective of a verification run (one of ``OBJECTIVES``) for each sample's class."""
+def class_objective(name: str, labels: list[int], log_prob_weight: float = 10.0):
+    """The objective of a verification run (one of ``OBJECTIVES``) for each sample's class.
+
+    ``logit+log_prob`` is the class score plus ``log_prob_weight`` times its log softmax.
+    The log softmax's gradient vanishes once the class is certain, so a large weight
+    acts only while the input is still nearer another class (the score of MotionRight
+    alone grows into MotionRightFast: faster is "more right"); then the score drives
+    the signal, as in the papers."""
     if name == "logit":
         return class_logit(labels)
     if name == "log_prob":
-        return class_log_prob(labels)
+        return float(log_prob_weight) * class_log_prob(labels)
     if name == "logit+log_prob":
-        return class_logit(labels) + class_log_prob(labels)
+        return class_logit(labels) + float(log_prob_weight) * class_log_prob(labels)
     raise InputError(f"verification objective {name!r} is not one of {', '.join(OBJECTIVES)}")
 
 
@@ -479,7 +517,7 @@ def group_probability(r, i: int, c: ClassFactors, classes: Sequence[ClassFactors
 
 def _judge(check: str, c: ClassFactors, rgb, flow, colours, th: Thresholds) -> tuple[bool, dict]:
     if check == "colour":
-        return judge_colour(rgb, c.label, colours)
+        return judge_colour(rgb, c.label, colours, th.colour_pixels)
     if check == "direction":
         return judge_direction(flow, c.direction)
     return judge_colocation(rgb, flow, c.moving_colour, c.still_colour, th, c.direction)
