@@ -270,6 +270,8 @@ def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], sti
       a unit encodes;
     * ``distance``: minus the distance of each pixel to the colour, for each colour.
     """
+    if sigma < 0:
+        raise InputError(f"colocation smoothing sigma must be >= 0, got {sigma}")
     img = np.asarray(image, dtype=np.float64)
     f = np.asarray(flow, dtype=np.float64)
     if f.ndim == 3:
@@ -283,8 +285,6 @@ def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], sti
         mag = np.hypot(f[..., 0], f[..., 1]).mean(0)
     else:
         raise InputError(f"colocation motion map {motion!r} is not one of {', '.join(COLOCATION_MOTIONS)}")
-    if sigma < 0:
-        raise InputError(f"colocation smoothing sigma must be >= 0, got {sigma}")
     smooth = (lambda a: gaussian_filter(a, sigma, mode="wrap")) if sigma > 0 else (lambda a: a)
     mag = smooth(mag)
     mv, st = np.asarray(moving, dtype=float), np.asarray(still, dtype=float)
