@@ -118,8 +118,8 @@ class VisualizeConfig:
             bad("verify.colocation_sigma", f"must be >= 0 (px), got {v.colocation_sigma}")
         if v.colour_pixels not in V.COLOUR_PIXELS:
             bad("verify.colour_pixels", f"must be one of {', '.join(V.COLOUR_PIXELS)}, got {v.colour_pixels!r}")
-        if v.colocation_map not in ("contrast", "distance"):
-            bad("verify.colocation_map", f"must be contrast or distance, got {v.colocation_map!r}")
+        if v.colocation_map not in V.COLOCATION_MAPS:
+            bad("verify.colocation_map", f"must be one of {', '.join(V.COLOCATION_MAPS)}, got {v.colocation_map!r}")
         if v.colocation_motion not in V.COLOCATION_MOTIONS:
             bad("verify.colocation_motion",
                 f"must be one of {', '.join(V.COLOCATION_MOTIONS)}, got {v.colocation_motion!r}")

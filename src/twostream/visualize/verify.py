@@ -51,6 +51,7 @@ from .render import Preprocess, Weights, render_vis
 CHECKS = ("direction", "colour", "colocation", "temporal")
 OBJECTIVES = ("logit", "log_prob", "logit+log_prob")  # what a class-unit run maximises
 COLOCATION_MOTIONS = ("magnitude", "direction")  # motion maps of the co-location check
+COLOCATION_MAPS = ("contrast", "distance")  # colour maps of the co-location check
 COLOUR_PIXELS = ("all", "saturated")  # pixels whose mean shift from grey the colour check reads
 GROUPS = ("appearance", "motion", "spatiotemporal")
 
@@ -221,7 +222,10 @@ def colour_shift_hue(image: np.ndarray, pixels: str = "all") -> float | None:
 def nearest_colour(image: np.ndarray, colours: dict[int, tuple[float, float, float]],
                    pixels: str = "all") -> int | None:
     """The label whose colour's hue is nearest the image's colour-shift hue."""
-    h = colour_shift_hue(image, pixels)
+    return _nearest_hue(colour_shift_hue(image, pixels), colours)
+
+
+def _nearest_hue(h: float | None, colours: dict[int, tuple[float, float, float]]) -> int | None:
     if h is None:
         return None
     best, dist = None, 2.0
@@ -292,7 +296,7 @@ def colocation(image: np.ndarray, flow: np.ndarray, moving: Sequence[float], sti
         c = _corr(smooth(img @ (mv - st)), mag)
         return c, -c
     if method != "distance":
-        raise InputError(f"colocation method {method!r} is not contrast or distance")
+        raise InputError(f"colocation method {method!r} is not one of {', '.join(COLOCATION_MAPS)}")
     m = -np.linalg.norm(img - mv, axis=-1)
     s = -np.linalg.norm(img - st, axis=-1)
     return _corr(smooth(m), mag), _corr(smooth(s), mag)
@@ -357,8 +361,8 @@ def judge_direction(flow: np.ndarray, direction: Sequence[float]) -> tuple[bool,
 
 def judge_colour(rgb: np.ndarray, label: int, colours: dict[int, tuple[float, float, float]],
                  pixels: str = "all") -> tuple[bool, dict]:
-    best = nearest_colour(rgb, colours, pixels)
     h = colour_shift_hue(rgb, pixels)
+    best = _nearest_hue(h, colours)
     return best == label, {"hue": float("nan") if h is None else h, "nearest": -1 if best is None else best}
 
 
