@@ -124,23 +124,31 @@ def test_cli_writes_table_figures_and_findings(results):
     out = results / "ablation"
     args = ["ablation", "--models", *MODELS, "--eval-root", str(results / "eval"), "--models-root",
             str(results / "models"), "--classes", str(results / "classes.csv"), "--out", str(out),
-            "--params", json.dumps({"solved": 0.9, "chance_margin": 0.1})]
+            "--params", json.dumps({"solved": 0.9, "alpha": 0.05})]
     assert main(args) == 0
     csv = pd.read_csv(out / "accuracy.csv")
     assert len(csv) == len(MODELS) and {"acc_spatiotemporal", "st_moving_colour"} <= set(csv.columns)
+    # every accuracy has its clips and 95% Wilson interval: rgb's ST colour is 20 of 40
+    rgb = csv.set_index("model").loc["rgb"]
+    assert rgb.n_st_moving_colour == 40 and rgb.n_top1 == 80
+    assert (rgb.st_moving_colour_lo, rgb.st_moving_colour_hi) == pytest.approx((0.3520, 0.6480), abs=1e-4)
     for png in ("heatmap.png", "groups.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     text = (out / "findings.md").read_text()
     # which fusion solved which group, from the numbers
     st_line = next(line for line in text.splitlines() if line.startswith("- **spatiotemporal**"))
-    assert "conv fusion after res3 (95.0%)" in st_line and "late" not in st_line and "pool" not in st_line
+    # two seeds (40/40 and 36/40): mean ± sd, and the Wilson interval of the 76 of 80 pooled clips
+    assert "conv fusion after res3 (95.0% ± 7.1 [87.8, 98.0])" in st_line
+    assert "late" not in st_line and "pool" not in st_line and "n = 40 test clips per model" in st_line
     app_line = next(line for line in text.splitlines() if line.startswith("- **appearance**"))
-    assert "appearance stream (100.0%)" in app_line and "motion stream" not in app_line
-    assert "late fusion (softmax mean): 50.0% on the spatiotemporal group, 50.0% on which colour moves " \
-           "(chance 50.0%: near chance)" in text
-    assert "conv fusion: solves the spatiotemporal group after res3 (95.0%)" in text
-    assert "sum fusion: does not after pool (50.0%)" in text
+    assert "appearance stream (100.0% [83.9, 100.0])" in app_line and "motion stream" not in app_line
+    assert "late fusion (softmax mean): 50.0% [35.2, 64.8] on the spatiotemporal group, 50.0% [35.2, 64.8] " \
+           "on which colour moves (chance 50.0%: near chance)" in text
+    assert "conv fusion: solves the spatiotemporal group after res3 (95.0% ± 7.1 [87.8, 98.0])" in text
+    # 20 of 40 against chance 1/4: significantly above chance, not solved
+    assert "sum fusion: does not after pool (50.0% [35.2, 64.8]: above chance but not solved)" in text
+    assert "So fusion must happen where the streams still have spatial maps" in text
     assert "| conv fusion after res3 | 2 |" in text
     assert not list(out.glob(".*tmp"))
 
@@ -150,7 +158,7 @@ def test_findings_without_classes(results):
                         read_classes(results / "classes.csv").iloc[:0])
     assert "acc_appearance" not in table
     text = findings(table, read_classes(results / "classes.csv").iloc[:0], TableConfig())
-    assert "No classes.csv" in text and "| conv fusion after res3 | 1 | 100.0% |" in text
+    assert "No classes.csv" in text and "| conv fusion after res3 | 1 | 100.0% [95.4, 100.0] |" in text
 
 
 def test_missing_inputs_are_one_line_errors(results, capsys):
@@ -165,3 +173,74 @@ def test_missing_inputs_are_one_line_errors(results, capsys):
     assert main(args[:2] + ["rgb"] + args[4:-2] + ["--out", str(results / "a"), "--params", '{"solvd": 1}']) == 2
     assert "fusion.table: unknown key(s) solvd" in capsys.readouterr().err
     assert not (results / "a" / "accuracy.csv").exists()
+
+
+# --- findings from made-up tables: no sentence the numbers do not support --------------------
+WHERE = "So fusion must happen where the streams still have spatial maps"
+
+
+def made_up_table(st_correct: dict[str, int], n: int = 120) -> pd.DataFrame:
+    """One row per model: k of n correct on the spatiotemporal group and on which colour moves;
+    every other group solved. Rows carry what build_table writes (counts and intervals)."""
+    from twostream.ablation import wilson
+
+    rows = []
+    for model, k in st_correct.items():
+        row = {"model": model, **parse_model(model), "parameters": 1, "train_seconds": 0.0,
+               "mean_class_acc": 0.0}
+        counts = {"top1": (k + 6 * n, 7 * n), "acc_appearance": (n, n), "acc_motion": (n, n),
+                  "acc_spatiotemporal": (k, n), "st_moving_colour": (k, n), "st_direction": (n, n)}
+        for col, (kk, nn) in counts.items():
+            row[col] = kk / nn
+            row[f"n_{col}"] = nn
+            row[f"{col}_lo"], row[f"{col}_hi"] = wilson(kk, nn)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def st_findings(st_correct: dict[str, int], n: int = 120) -> str:
+    return findings(made_up_table(st_correct, n), CLASSES, TableConfig())
+
+
+def test_findings_pooled_fusion_solving_the_group_does_not_conclude_maps_are_needed():
+    text = st_findings({"fusion-late_mean-softmax-s0": 60, "fusion-sum-pool-s0": 116, "fusion-conv-res3-s0": 119})
+    assert WHERE not in text
+    assert "Fusion without spatial maps solves the group too (sum fusion after pool)" in text
+
+
+def test_findings_no_cell_solving_the_group():
+    text = st_findings({"fusion-late_mean-softmax-s0": 60, "fusion-sum-pool-s0": 62, "fusion-conv-res3-s0": 80})
+    st_line = next(line for line in text.splitlines() if line.startswith("- **spatiotemporal**"))
+    assert st_line.endswith("solved by no model.")
+    assert WHERE not in text and "solves the spatiotemporal group" not in text
+    assert "conv fusion: does not after res3 (66.7% [57.8, 74.5]: above chance but not solved)" in text
+
+
+def test_findings_every_cell_at_chance():
+    # chance is 1/4 on the group and 1/2 on which colour moves: 30 of 120 is both "at chance"
+    # for the group and far below chance for the colour; use 60 (chance for the colour)
+    text = st_findings({"fusion-late_mean-softmax-s0": 30, "fusion-sum-pool-s0": 31, "fusion-conv-res3-s0": 29})
+    assert WHERE not in text and "solves the spatiotemporal group" not in text
+    assert "does not after res3 (24.2% [17.4, 32.6]: near chance)" in text
+    assert "does not after pool (25.8% [18.8, 34.3]: near chance)" in text
+
+
+def test_findings_conclusion_needs_separated_intervals():
+    # the positive control: maps solve it, pooled and late at chance, many clips: the sentence is written
+    assert WHERE in st_findings({"fusion-late_mean-softmax-s0": 60, "fusion-sum-pool-s0": 62,
+                                 "fusion-conv-res3-s0": 119})
+    # the same rates on 10 clips: 10/10 is solved, but 8/10 after pooling is within the same interval
+    text = st_findings({"fusion-late_mean-softmax-s0": 5, "fusion-sum-pool-s0": 8, "fusion-conv-res3-s0": 10}, n=10)
+    assert WHERE not in text and "overlapping intervals: no conclusion on where to fuse" in text
+
+
+def test_wilson_interval_and_binomial_test_by_hand():
+    from twostream.ablation import p_vs_chance, wilson
+
+    lo, hi = wilson(20, 40)
+    z = 1.959964
+    centre, half = (0.5 + z * z / 80) / (1 + z * z / 40), z / (1 + z * z / 40) * np.sqrt(0.25 / 40 + z * z / 6400)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), abs=1e-6)
+    assert p_vs_chance(20, 40, 0.5) == pytest.approx(1.0)
+    assert p_vs_chance(40, 40, 0.5) == pytest.approx(2 * 0.5 ** 40)
+    assert np.isnan(wilson(0, 0)[0])

@@ -18,7 +18,12 @@ classes.csv, and for the spatiotemporal group the accuracy of each generating fa
 (``st_moving_colour`` = "which colour moves": the predicted class has the true class's
 moving colour; ``st_direction``). Accuracies are fractions in [0, 1]. ``train_seconds``
 is the model's own training (fine-tuning for fused networks; 0 for late fusion, which
-trains nothing).
+trains nothing). Every accuracy column ``c`` but ``mean_class_acc`` comes with ``n_c`` (the
+test clips it counts) and ``c_lo``, ``c_hi``: the 95% Wilson score interval.
+
+Statistics (findings.md): a cell's clips are pooled over its seeds (k correct of n); a
+group is *solved* when the accuracy reaches ``solved`` and a binomial test rejects chance
+(p < ``alpha``); *near chance* when the test does not reject chance (p >= ``alpha``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from .config import add_params_arguments, from_dict, section_from_args
 from .errors import InputError
@@ -46,8 +52,24 @@ NO_CLASSES = pd.DataFrame({"label": pd.Series([], dtype=int), "class_name": pd.S
 
 @dataclass
 class TableConfig:
-    solved: float = 0.9  # a group counts as solved at this accuracy
-    chance_margin: float = 0.15  # "near chance": within this of chance
+    solved: float = 0.9  # a group counts as solved at this accuracy (and significantly above chance)
+    alpha: float = 0.05  # significance level of the binomial tests against chance
+
+
+CONFIDENCE = 0.95  # Wilson intervals in accuracy.csv and findings.md
+
+
+def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of k successes in n trials ((nan, nan) when n == 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def p_vs_chance(k: int, n: int, chance: float) -> float:
+    """Two-sided exact binomial test of k of n against the chance rate (nan when n == 0)."""
+    return float(binomtest(int(k), int(n), chance).pvalue) if n > 0 else float("nan")
 
 
 def parse_model(name: str) -> dict:
@@ -88,7 +110,12 @@ def read_classes(path: Path) -> pd.DataFrame:
 
 
 def group_accuracies(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFrame) -> dict[str, float]:
-    """acc_<group> for every group, and st_<factor> for the spatiotemporal group's factors.
+    """acc_<group> for every group, and st_<factor> for the spatiotemporal group's factors."""
+    return {c: (k / n if n else float("nan")) for c, (k, n) in group_counts(scores, labels, classes).items()}
+
+
+def group_counts(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """(correct, clips) of acc_<group> for every group and st_<factor> of the spatiotemporal group.
 
     ``scores`` (videos, classes): a group's accuracy is *within the group* — the argmax over
     that group's classes only ("can the model tell this group's classes apart"), so a
@@ -96,7 +123,7 @@ def group_accuracies(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFra
     moves left", which flow alone cannot separate; chance is 1 / classes in the group.
     ``scores`` may also be 1-D predicted labels (argmax over all classes).
     """
-    out: dict[str, float] = {}
+    out: dict[str, tuple[int, int]] = {}
     by_label = classes.set_index("label")
     known = np.isin(labels, by_label.index)
     labels_k = labels[known]
@@ -112,7 +139,7 @@ def group_accuracies(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFra
     for g in classes["group"].drop_duplicates():
         sel = group_of == g
         members = classes.loc[classes["group"] == g, "label"].to_numpy()
-        out[f"acc_{g}"] = float(np.mean(predict(sel, members) == labels_k[sel])) if sel.any() else float("nan")
+        out[f"acc_{g}"] = (int(np.sum(predict(sel, members) == labels_k[sel])), int(sel.sum()))
     st = group_of == ST_GROUP
     if st.any():
         guess_labels = predict(st, classes.loc[classes["group"] == ST_GROUP, "label"].to_numpy())
@@ -121,7 +148,7 @@ def group_accuracies(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFra
                 continue
             truth = by_label[factor].reindex(labels_k[st]).to_numpy()
             guess = by_label[factor].reindex(guess_labels).to_numpy()  # NaN for unknown labels
-            out[f"st_{factor}"] = float(np.mean(truth == guess))
+            out[f"st_{factor}"] = (int(np.sum(truth == guess)), int(st.sum()))
     return out
 
 
@@ -159,11 +186,22 @@ def model_row(name: str, eval_dir: Path, model_dir: Path, classes: pd.DataFrame)
     row["train_seconds"] = round(train_seconds(model_dir / "history.csv"), 2)
     scores, labels = read_scores(eval_dir / "scores.h5")
     pred = scores.argmax(axis=1)
-    row["top1"] = float(np.mean(pred == labels))
+    counts = {"top1": (int(np.sum(pred == labels)), len(labels))}
     per_class = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
-    row["mean_class_acc"] = float(np.mean(per_class))
-    row.update(group_accuracies(scores, labels, classes))
+    counts.update(group_counts(scores, labels, classes))
+    for col, (k, n) in counts.items():
+        row[col] = k / n if n else float("nan")
+        if col == "top1":
+            row["mean_class_acc"] = float(np.mean(per_class))
+    for col, (k, n) in counts.items():
+        row[f"n_{col}"] = n
+        row[f"{col}_lo"], row[f"{col}_hi"] = wilson(k, n)
     return row
+
+
+def accuracy_columns(table: pd.DataFrame) -> list[str]:
+    """The accuracy columns that carry counts and intervals (top1, acc_<group>, st_<factor>)."""
+    return [c for c in table if (c == "top1" or c.startswith(("acc_", "st_"))) and f"n_{c}" in table]
 
 
 def build_table(models: list[str], eval_root: Path, models_root: Path, classes: pd.DataFrame) -> pd.DataFrame:
@@ -190,12 +228,23 @@ def family(method: str) -> str:
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and spread (max - min) over seeds of every accuracy, per method and position."""
+    """Per method and position: the mean and sd over seeds of every accuracy, and for each
+    accuracy column c its clips pooled over seeds: ``k_c`` correct of ``n_c``, with the
+    95% Wilson interval ``c_lo``, ``c_hi`` of the pooled rate."""
+    cols = accuracy_columns(table)
     acc = [c for c in table if c in ("top1", "mean_class_acc") or c.startswith(("acc_", "st_"))]
-    g = table.groupby(["method", "position"], sort=False)[acc]
-    mean = g.mean()
-    spread = g.max() - g.min()
-    out = mean.join(spread.add_suffix("_spread"))
+    acc = [c for c in acc if not c.endswith(("_lo", "_hi"))]
+    t = table.copy()
+    for c in cols:
+        t[f"k_{c}"] = (t[c] * t[f"n_{c}"]).round().astype(int)
+    g = t.groupby(["method", "position"], sort=False)
+    out = g[acc].mean().join(g[acc].std(ddof=1).fillna(0.0).add_suffix("_sd"))
+    if cols:
+        out = out.join(g[[f"k_{c}" for c in cols] + [f"n_{c}" for c in cols]].sum())
+        for c in cols:
+            lo_hi = [wilson(k, n) for k, n in zip(out[f"k_{c}"], out[f"n_{c}"])]
+            out[f"{c}_lo"] = [a for a, _ in lo_hi]
+            out[f"{c}_hi"] = [b for _, b in lo_hi]
     out["seeds"] = g.size()
     return out.reset_index()
 
@@ -223,6 +272,28 @@ def _pct(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}%"
 
 
+def _with_ci(r: pd.Series, col: str) -> str:
+    """'95.0% [91.2, 97.3]' (the pooled Wilson interval), '± sd' over several seeds."""
+    text = _pct(r[col])
+    if int(r.get("seeds", 1)) > 1 and f"{col}_sd" in r:
+        text += f" ± {100 * r[f'{col}_sd']:.1f}"
+    if f"{col}_lo" in r and not np.isnan(r[f"{col}_lo"]):
+        text += f" [{100 * r[f'{col}_lo']:.1f}, {100 * r[f'{col}_hi']:.1f}]"
+    return text
+
+
+def verdict(r: pd.Series, col: str, chance: float, cfg: TableConfig) -> str:
+    """'solved', 'near chance', 'below chance' or 'above chance but not solved', from the
+    cell's pooled clips: a binomial test against chance at level cfg.alpha."""
+    k, n = int(r[f"k_{col}"]), int(r[f"n_{col}"])
+    p = p_vs_chance(k, n, chance)
+    if not p < cfg.alpha:
+        return "near chance"
+    if k / n < chance:
+        return "below chance"
+    return "solved" if k / n >= cfg.solved else "above chance but not solved"
+
+
 def findings(table: pd.DataFrame, classes: pd.DataFrame, cfg: TableConfig) -> str:
     """Plain-words findings, written from the numbers of the table."""
     summary = summarise(table)
@@ -231,8 +302,10 @@ def findings(table: pd.DataFrame, classes: pd.DataFrame, cfg: TableConfig) -> st
     lines = ["# Fusion ablation: findings", ""]
     lines.append(
         f"Written by `twostream ablation` from results/ablation/accuracy.csv ({len(table)} models, "
-        f"{summary.shape[0]} method/position cells). A group counts as *solved* at >= {_pct(cfg.solved)} "
-        f"accuracy; *near chance* means within {_pct(cfg.chance_margin)} of chance. Values are means over seeds."
+        f"{summary.shape[0]} method/position cells). Values are means over seeds (± sd where a cell has "
+        f"several) with the {CONFIDENCE:.0%} Wilson interval of the cell's test clips pooled over its seeds "
+        f"[low, high]. A group counts as *solved* when it reaches {_pct(cfg.solved)} and an exact binomial "
+        f"test rejects chance (p < {cfg.alpha:g}); *near chance* when the test does not reject chance."
     )
     lines.append("")
     lines.append("## Which fusion solved which group")
@@ -241,10 +314,13 @@ def findings(table: pd.DataFrame, classes: pd.DataFrame, cfg: TableConfig) -> st
         lines.append("- No classes.csv with class groups was given: only overall accuracies are compared.")
     for g in groups:
         col = f"acc_{g}"
-        solved = summary[summary[col] >= cfg.solved].sort_values(col, ascending=False)
-        names = [f"{label_of(r.method, r.position)} ({_pct(r[col])})" for _, r in solved.iterrows()]
+        ok = [verdict(r, col, chance[col], cfg) == "solved" for _, r in summary.iterrows()]
+        solved = summary[ok].sort_values(col, ascending=False)
+        names = [f"{label_of(r.method, r.position)} ({_with_ci(r, col)})" for _, r in solved.iterrows()]
         n_cls = int((classes["group"] == g).sum())
-        head = f"- **{g}** ({n_cls} classes, chance {_pct(chance[col])}): "
+        n_clips = sorted(set(table[f"n_{col}"].astype(int)))
+        head = (f"- **{g}** ({n_cls} classes, chance {_pct(chance[col])}, "
+                f"n = {'/'.join(map(str, n_clips))} test clips per model): ")
         lines.append(head + ("solved by " + ", ".join(names) + "." if names else "solved by no model."))
     lines.append("")
     st_col, colour_col = f"acc_{ST_GROUP}", f"st_{ST_FACTORS[0]}"
@@ -264,51 +340,71 @@ def findings(table: pd.DataFrame, classes: pd.DataFrame, cfg: TableConfig) -> st
                            _s=summary["method"].map({"rgb": 0, "flow": 1}).fillna(2))
     order = order.sort_values(["_f", "_s", "method", "position"])
     for _, r in order.iterrows():
-        cells = [_pct(r["top1"])] + [_pct(r[f"acc_{g}"]) for g in groups] + [_pct(r[c]) for c in extra]
+        cells = [_with_ci(r, "top1")] + [_with_ci(r, f"acc_{g}") for g in groups] + [_with_ci(r, c) for c in extra]
         lines.append(f"| {label_of(r.method, r.position)} | {int(r.seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _st_statements(summary: pd.DataFrame, chance: dict, cfg: TableConfig) -> list[str]:
+    """Sentences on the spatiotemporal group, each written only when its numbers hold it."""
     st_col, colour_col = f"acc_{ST_GROUP}", f"st_{ST_FACTORS[0]}"
     out = []
     fam = summary["method"].map(family)
 
-    def near_chance(v: float, col: str) -> bool:
-        return abs(v - chance.get(col, 0.0)) <= cfg.chance_margin
+    def state(r: pd.Series, col: str) -> str:
+        return verdict(r, col, chance[col], cfg)
 
     for _, r in summary[fam.isin(["stream", "late"])].iterrows():
-        words = f"- {label_of(r.method, r.position)}: {_pct(r[st_col])} on the spatiotemporal group"
+        words = f"- {label_of(r.method, r.position)}: {_with_ci(r, st_col)} on the spatiotemporal group"
         if colour_col in summary:
-            c = r[colour_col]
-            verdict = ("near chance" if near_chance(c, colour_col)
-                       else "solved" if c >= cfg.solved else "above chance but not solved")
-            words += f", {_pct(c)} on which colour moves (chance {_pct(chance[colour_col])}: {verdict})"
+            words += (f", {_with_ci(r, colour_col)} on which colour moves (chance {_pct(chance[colour_col])}: "
+                      f"{state(r, colour_col)})")
         out.append(words + ".")
     sp = summary[fam == "spatial"]
     for method, rows in sp.groupby("method", sort=False):
-        solved = rows[rows[st_col] >= cfg.solved]
-        failed = rows[rows[st_col] < cfg.solved]
-        text = f"- {method} fusion: "
+        ok = np.array([state(r, st_col) == "solved" for _, r in rows.iterrows()], bool)
         parts = []
-        if len(solved):
+        if ok.any():
             parts.append("solves the spatiotemporal group after " + ", ".join(
-                f"{p} ({_pct(v)})" for p, v in zip(solved.position, solved[st_col])))
-        if len(failed):
+                f"{r.position} ({_with_ci(r, st_col)})" for _, r in rows[ok].iterrows()))
+        if (~ok).any():
             parts.append("does not after " + ", ".join(
-                f"{p} ({_pct(v)})" for p, v in zip(failed.position, failed[st_col])))
-        out.append(text + "; ".join(parts) + ".")
+                f"{r.position} ({_with_ci(r, st_col)}: {state(r, st_col)})" for _, r in rows[~ok].iterrows()))
+        out.append(f"- {method} fusion: " + "; ".join(parts) + ".")
     for _, r in summary[fam == "cross"].iterrows():
-        out.append(f"- {label_of(r.method, r.position)}: {_pct(r[st_col])} on the spatiotemporal group.")
-    best = best_spatial(summary)
-    pool = sp[sp["position"] == "pool"]
-    if best is not None and best[st_col] >= cfg.solved and len(pool):
-        out.append(
-            f"- So fusion must happen where the streams still have spatial maps: the best spatial fusion "
-            f"({label_of(best.method, best.position)}) reaches {_pct(best[st_col])}, fusion after global "
-            f"pooling at most {_pct(pool[st_col].max())}."
-        )
+        out.append(f"- {label_of(r.method, r.position)}: {_with_ci(r, st_col)} on the spatiotemporal group "
+                   f"({state(r, st_col)}).")
+    out += _where_to_fuse(summary, chance, cfg)
     return out
+
+
+def _where_to_fuse(summary: pd.DataFrame, chance: dict, cfg: TableConfig) -> list[str]:
+    """The conclusion "fusion must happen where the streams still have spatial maps", written
+    only when a cell fused on maps solves the spatiotemporal group, no cell fused after global
+    pooling and no late fusion does, and the best map cell's interval lies above theirs."""
+    st_col = f"acc_{ST_GROUP}"
+    fam = summary["method"].map(family)
+    sp = summary[fam == "spatial"]
+    maps = sp[sp["position"] != "pool"]
+    pooled = pd.concat([sp[sp["position"] == "pool"], summary[fam == "late"]])
+    solved = [verdict(r, st_col, chance[st_col], cfg) == "solved" for _, r in maps.iterrows()]
+    if not any(solved) or not len(pooled):
+        return []
+    best = maps[solved].sort_values([st_col, "top1"], ascending=False).iloc[0]
+    pooled_solved = [label_of(r.method, r.position) for _, r in pooled.iterrows()
+                     if verdict(r, st_col, chance[st_col], cfg) == "solved"]
+    if pooled_solved:
+        return [f"- Fusion without spatial maps solves the group too ({', '.join(pooled_solved)}): these "
+                f"numbers do not show that fusion must happen where the streams still have spatial maps."]
+    top = pooled.sort_values(st_col, ascending=False).iloc[0]
+    if not best[f"{st_col}_lo"] > top[f"{st_col}_hi"]:
+        return [f"- The best fusion on spatial maps ({label_of(best.method, best.position)}, "
+                f"{_with_ci(best, st_col)}) and the best fusion without them ({label_of(top.method, top.position)}, "
+                f"{_with_ci(top, st_col)}) have overlapping intervals: no conclusion on where to fuse."]
+    return [f"- So fusion must happen where the streams still have spatial maps: the best spatial fusion "
+            f"({label_of(best.method, best.position)}) reaches {_with_ci(best, st_col)}, fusion after global "
+            f"pooling or of the scores at most {_with_ci(top, st_col)} ({label_of(top.method, top.position)}); "
+            f"the intervals do not overlap."]
 
 
 # --------------------------------------------------------------------------- figures
