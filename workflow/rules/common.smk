@@ -67,7 +67,14 @@ STAGE_CODE = {
     "fusion": ["fusion_train.py", "train.py", "data.py", "models", "store.py"],
     "ablation": ["ablation.py"],
     "visualize": ["visualize", "models", "data.py", "store.py"],
-    "findings": ["analysis", "visualize", "models", "data.py", "store.py", "datasets/synthetic.py"],
+    "findings": [
+        "analysis",
+        "visualize",
+        "models",
+        "data.py",
+        "store.py",
+        "datasets/synthetic.py",
+    ],
     "plots": ["plots.py", "visualize/montage.py"],
 }
 
@@ -120,7 +127,8 @@ def all_targets():
         "results/visualization/summary.csv",
         "results/visualization/verification.csv",
     ]
-    if config["dataset"]["kind"] == "synthetic":  # probes come from the synthetic renderer
+    # the findings' probe clips come from the synthetic renderer
+    if config["dataset"]["kind"] == "synthetic":
         targets += ["results/findings.md", "results/visualization/invariance.png"]
     return targets
 

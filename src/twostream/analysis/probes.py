@@ -14,7 +14,8 @@ differ in the probed factor only. The factors:
 ``radius``
     multiplies object 0's radius (every frame);
 ``phase``
-    the texture phase of object 0 (both axes), as a fraction of ``texture_period``;
+    the texture phase of object 0 along its x axis (0 along y), as a fraction of
+    ``texture_period`` (a shift of both axes by half a period would leave the checker unchanged);
 ``colour``
     object 0's RGB colour.
 
@@ -68,7 +69,7 @@ class ProbeFactors:
         o.centres = (mid + float(self.speed) * v * (t - tmid)) % size
         o.radii = o.radii * float(self.radius)
         if self.phase is not None:
-            o.phase = np.full(2, float(self.phase) * cfg.texture_period)
+            o.phase = np.array([float(self.phase) * cfg.texture_period, 0.0])
         if self.colour is not None:
             o.colour = tuple(int(c) for c in self.colour)
 
@@ -78,13 +79,18 @@ def render_probe(cfg: S.SyntheticConfig, label: int, seed: int, factors: ProbeFa
     return S.render_clip(cfg, label, seed, classes, adjust=factors)
 
 
+def middle_snippet(n_frames: int, flow_length: int) -> int:
+    """Position (first flow field) of the snippet in the middle of a clip of ``n_frames``."""
+    return max(0, (int(n_frames) - 1 - int(flow_length)) // 2)
+
+
 def clip_inputs(clip: S.Clip, modalities: Sequence[str], flow_length: int, crop_size: int,
                 bound: float = 20.0) -> dict[str, torch.Tensor]:
     """The middle snippet of a probe clip as model inputs: {"rgb": (3, S, S), "flow": (2L, S, S)}."""
     T = len(clip.frames)
     L = int(flow_length)
     n_flow = T - 1
-    t = max(0, (n_flow - L) // 2)
+    t = middle_snippet(T, L)
     frame, fields = snippet_indices(t, T, n_flow, L, "flow" in modalities)
     out = {}
     for m in modalities:
