@@ -273,3 +273,82 @@ def test_cli_bad_classes_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "classes.csv" in err[0] and "'group' missing" in err[0]
     assert not (tmp_path / "o" / "units.csv").exists()
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _synthetic_shards(tmp_path, cfg, per_class=1):
+    """Frames and ground-truth flow shards of test clips rendered from ``cfg``."""
+    import h5py
+
+    from twostream.store import quantize_flow, video_table_to_array, write_provenance
+
+    rows, frows, fr, fl = [], [], [], []
+    for label, name in zip(CLASSES.label, CLASSES.class_name):
+        for i in range(per_class):
+            clip = S.render_clip(cfg, int(label), 1000 + i, CLASSES)
+            T = cfg.frames
+            base = dict(video_id=f"{name}/v{i}", label=int(label), class_name=name, split="test", fps=25.0,
+                        height=cfg.size, width=cfg.size)
+            rows.append(dict(base, n_frames=T, offset=len(fr) * T))
+            frows.append(dict(base, n_frames=T - 1, offset=len(fl) * (T - 1)))
+            fr.append(clip.frames)
+            fl.append(quantize_flow(clip.truth.flow, 20.0))
+    paths = {}
+    for kind, table, data in (("frames", rows, fr), ("flow", frows, fl)):
+        p = tmp_path / kind / "shard-000.h5"
+        p.parent.mkdir(parents=True)
+        with h5py.File(p, "w") as f:
+            f["videos"] = video_table_to_array(pd.DataFrame(table))
+            f[kind] = np.concatenate(data)
+            write_provenance(f, kind, {}, codec="raw", bound=20.0, storage="uint8")
+        paths[kind] = str(p)
+    return paths
+
+
+def test_stage_measures_trained_and_untrained(tmp_path):
+    import json
+
+    from twostream.models import stream_model
+    from twostream.models.fusion import fuse_streams
+
+    shards = _synthetic_shards(tmp_path, CFG)
+    torch.manual_seed(0)
+    kw = dict(widths=[4, 4, 8, 8], flow_mean_subtraction=False)
+    rgb, flow = stream_model("rgb", len(CLASSES), **kw), stream_model("flow", len(CLASSES), flow_length=2, **kw)
+    model = fuse_streams(rgb, flow, "conv", "res3")
+    ck = tmp_path / "checkpoint.pt"
+    torch.save({"spec": model.spec, "model": model.state_dict(), "class_names": list(CLASSES.class_name),
+                "data": {"modalities": ["rgb", "flow"], "flow_length": 2, "crop_size": CFG.size}}, ck)
+    classes = tmp_path / "classes.csv"
+    CLASSES.to_csv(classes, index=False)
+    syn = {k: v for k, v in CFG.__dict__.items()}
+    params = {"probe_clips": 1, "speeds": [1.0, 2.0], "positions": [0.3, 0.7], "sizes": [1.0], "phases": [0.0, 0.5],
+              "colours": ["grey", "red"]}
+    vis = {"test_clips_per_class": 2, "test_frames": 1, "steps": 3}
+    out = tmp_path / "out"
+    rc = cli(["findings", "--checkpoint", str(ck), "--frames", shards["frames"], "--flow", shards["flow"],
+              "--classes", str(classes), "--out", str(out), "--params", json.dumps(params),
+              "--visualize", json.dumps(vis), "--synthetic", json.dumps(syn)])
+    assert rc == 0
+    units = pd.read_csv(out / "units.csv")
+    layers = ["flow.conv1", "flow.res2", "flow.res3", "fuse", "rgb.res4", "rgb.res5", "output"]
+    assert list(dict.fromkeys(units.layer)) == layers
+    assert set(units.network) == {"trained", "untrained"}
+    assert set(units.kind) <= set(UN.KINDS)
+    assert (units[units.layer == "output"].groupby("network").size() == len(CLASSES)).all()
+    inv = pd.read_csv(out / "invariance.csv")
+    factors = {"speed", "speed_right", "position", "size", "phase", "colour"}
+    assert set(inv.factor) == factors and len(inv) == 2 * len(layers) * len(factors)
+    ok = inv.dropna(subset=["mean"])
+    assert ((ok.lo <= ok["mean"]) & (ok["mean"] <= ok.hi) & (ok["mean"] >= 0) & (ok["mean"] <= 1)).all()
+    # a single-level factor is fully invariant by definition: the size rows (one level) read 1
+    assert (ok[ok.factor == "size"]["mean"] == 1.0).all()
+    # collect: tables, figures and the findings document
+    rc = cli(["findings", "--collect", str(out), "--units", str(tmp_path / "u.csv"),
+              "--invariance", str(tmp_path / "i.csv"), "--units-figure", str(tmp_path / "u.png"),
+              "--invariance-figure", str(tmp_path / "i.png"), "--findings", str(tmp_path / "f.md")])
+    assert rc == 0
+    assert (tmp_path / "i.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "u.png").stat().st_size > 1000
+    assert "## Finding 3" in (tmp_path / "f.md").read_text()
