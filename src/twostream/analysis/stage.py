@@ -47,7 +47,7 @@ from . import probes as P
 from . import units as UN
 
 NETWORKS = ("trained", "untrained")
-DEPTH = {"conv1": 1, "res2": 2, "res3": 3, "res4": 4, "res5": 5, "pool": 5.5}
+DEPTH = {"conv1": 1, "res2": 2, "res3": 3, "res4": 4, "res5": 5, "pool": 5.25}
 
 
 @dataclass
@@ -136,7 +136,7 @@ def depth_of(layer: str, model: torch.nn.Module) -> float:
         return float(DEPTH[last])
     if layer == "fuse":
         stage = tuple(getattr(model, "stages", ("pool",)))[0]
-        return float(DEPTH.get(stage, 5.5)) + 0.5
+        return float(DEPTH.get(stage, 5.25)) + 0.5
     return float("nan")
 
 
