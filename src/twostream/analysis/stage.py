@@ -144,7 +144,8 @@ def depth_of(layer: str, model: torch.nn.Module) -> float:
 
 
 def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df, fcfg: FindingsConfig,
-              model_name: str, depth: dict) -> tuple[pd.DataFrame, dict]:
+              model_name: str, depth: dict) -> pd.DataFrame:
+    """units.csv rows of one network: every unit's kind from its class profile on test clips."""
     from ..visualize.stage import selectivity, test_statistics
 
     stats = test_statistics(model, info, layers, frames, flow, vcfg)
@@ -152,18 +153,16 @@ def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df,
         raise InputError("findings needs the test shards of the model's inputs (--frames / --flow)")
     factors = UN.factor_sets(classes_df) if classes_df is not None else {}
     labels = np.unique(stats["labels"])
-    out, means_of = [], {}
+    out = []
     for l in layers:
         means, _ = selectivity(stats["acts"][l], stats["labels"])
-        means_of[l] = means
         uk = UN.classify(means, labels, factors, fcfg.specific_margin, fcfg.generic_level)
         out.append(UN.kinds_table(uk, model=model_name, network=network, layer=l, depth=depth[l]))
-    return pd.concat(out, ignore_index=True), means_of
+    return pd.concat(out, ignore_index=True)
 
 
 def probe_inputs(sets: list[P.ProbeSet], syn, classes_df, info, bound: float, fcfg: FindingsConfig, log):
     """Render every probe clip once: the model inputs and (set, class, level) of each."""
-    table = None
     from ..datasets.synthetic import class_table
 
     table = class_table(syn)
@@ -202,6 +201,7 @@ def probe_responses(model, info, layers, x: dict, where: str) -> dict[str, np.nd
 
 
 def invariance_rows(network, layers, resp, index, sets, model_name, depth) -> list[dict]:
+    """invariance.csv rows of one network from its probe responses {layer: (clips, units)}."""
     rows = []
     for l in layers:
         r = resp[l]
@@ -324,7 +324,7 @@ def main(args: argparse.Namespace) -> int:
 
     units, inv = [], []
     for net, m in nets.items():
-        u, _ = unit_rows(net, m, info, layers, args.frames, args.flow, vcfg, classes_df, fcfg, name, depth)
+        u = unit_rows(net, m, info, layers, args.frames, args.flow, vcfg, classes_df, fcfg, name, depth)
         units.append(u)
         counts = u.groupby("kind").size().to_dict()
         log(f"{net}: unit kinds {counts}")
