@@ -352,3 +352,13 @@ def test_stage_measures_trained_and_untrained(tmp_path):
     assert rc == 0
     assert (tmp_path / "i.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "u.png").stat().st_size > 1000
     assert "## Finding 3" in (tmp_path / "f.md").read_text()
+
+
+def test_finding3_claims_no_negligible_change():
+    """A difference of 0.01 with a tight interval is significant but below findings.min_change."""
+    t = _inv_table(0.31, top_sd=0.001, untrained_mean=0.3)
+    t.loc[t.network == "trained", "sd"] = 0.001
+    t.loc[(t.network == "untrained"), "sd"] = 0.001
+    text = " ".join(F.finding3(t, min_change=0.05))
+    assert "rises" not in text and "do not show a change" in text
+    assert "rises" in " ".join(F.finding3(t, min_change=0.0))

@@ -88,9 +88,10 @@ rule findings:
         runtime=5,
     params:
         dirs=" ".join(f"results/visualization/{m}" for m in vis_models()),
+        cfg=section("findings"),
         code=code_hash("findings"),
     shell:
-        "twostream findings --collect {params.dirs} --units {output.units}"
+        "twostream findings --collect {params.dirs} --params {params.cfg:q} --units {output.units}"
         " --invariance {output.invariance} --checks {output.checks}"
         " --units-figure {output.units_figure}"
         " --invariance-figure {output.invariance_figure}"

@@ -81,8 +81,9 @@ def _diff(a, b):
     return difference_interval(a["mean"], a.sd, int(a.units), b["mean"], b.sd, int(b.units))
 
 
-def finding3(inv: pd.DataFrame) -> list[str]:
-    """Sentences of finding 3 from invariance.csv."""
+def finding3(inv: pd.DataFrame, min_change: float = 0.05) -> list[str]:
+    """Sentences of finding 3 from invariance.csv; differences smaller than ``min_change``
+    (index units) are not claimed, whatever their interval."""
     if inv is None or not len(inv):
         return ["No invariance table: nothing measured."]
     out = []
@@ -98,16 +99,16 @@ def finding3(inv: pd.DataFrame) -> list[str]:
             d, lo, hi = _diff(first, top)
             ctrl = un[(un.factor == factor) & (un.layer == top.layer)]
             where = f"{model}, {factor}: {first.layer} {_ci(first)} -> {top.layer} {_ci(top)}"
-            if np.isfinite(lo) and lo > 0:
+            if np.isfinite(lo) and lo > 0 and d >= min_change:
                 s = f"{where}: invariance rises with depth (difference {d:+.2f} [{lo:+.2f}, {hi:+.2f}])"
-            elif np.isfinite(hi) and hi < 0:
+            elif np.isfinite(hi) and hi < 0 and d <= -min_change:
                 s = f"{where}: invariance falls with depth (difference {d:+.2f} [{lo:+.2f}, {hi:+.2f}])"
             else:
                 s = f"{where}: the numbers do not show a change with depth (difference {d:+.2f} [{lo:+.2f}, {hi:+.2f}])"
             if len(ctrl) and int(ctrl.iloc[0].units) >= 2:
                 c = ctrl.iloc[0]
                 cd, clo, chi = _diff(c, top)
-                if np.isfinite(clo) and clo > 0:
+                if np.isfinite(clo) and clo > 0 and cd >= min_change:
                     s += f"; at {top.layer} above the untrained control {_ci(c)} ({cd:+.2f} [{clo:+.2f}, {chi:+.2f}])"
                 else:
                     s += (f"; at {top.layer} not shown above the untrained control {_ci(c)} "
@@ -122,7 +123,7 @@ def finding3(inv: pd.DataFrame) -> list[str]:
                 a, b = at.loc["speed"], at.loc[factor]
                 d, lo, hi = _diff(a, b)
                 where = f"{model}, {layer}: {factor} {_ci(b)} vs speed {_ci(a)}"
-                if np.isfinite(hi) and hi < 0:
+                if np.isfinite(hi) and hi < 0 and d <= -min_change:
                     out.append(f"{where}: units stay speed-selective where speed tells the classes apart "
                                f"(difference {d:+.2f} [{lo:+.2f}, {hi:+.2f}]).")
                 else:
@@ -156,7 +157,7 @@ def checks_sentences(checks: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- document and figures
 
 
-def sections(ablation_md: str, fractions, inv, checks) -> list[tuple[str, list[str]]]:
+def sections(ablation_md: str, fractions, inv, checks, min_change: float = 0.05) -> list[tuple[str, list[str]]]:
     """[(title, lines)]: plain sentences, ``### subheading`` and ``|`` table lines (markdown)."""
     abl = []
     for l in ablation_md.strip().splitlines():
@@ -167,7 +168,7 @@ def sections(ablation_md: str, fractions, inv, checks) -> list[tuple[str, list[s
         ("Finding 1: cross-stream fusion learns spatiotemporal features (fusion ablation)",
          abl or ["No ablation findings given."]),
         ("Finding 2: class-specific and generic units (units.csv)", finding2(fractions) + checks_sentences(checks)),
-        ("Finding 3: invariance grows with depth (invariance.csv)", finding3(inv)),
+        ("Finding 3: invariance grows with depth (invariance.csv)", finding3(inv, min_change)),
     ]
 
 
@@ -215,8 +216,8 @@ def to_rst(secs) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_findings(path, ablation_md: str, fractions, inv, checks, rst: str = "") -> None:
-    secs = sections(ablation_md, fractions, inv, checks)
+def write_findings(path, ablation_md: str, fractions, inv, checks, rst: str = "", min_change: float = 0.05) -> None:
+    secs = sections(ablation_md, fractions, inv, checks, min_change)
     with atomic_path(path) as tmp:
         Path(tmp).write_text(to_markdown(secs))
     if rst:

@@ -67,6 +67,7 @@ class FindingsConfig:
     untrained_seed: int = 0
     check_units: bool = True
     where: str = "center"
+    min_change: float = 0.05
 
     def __post_init__(self) -> None:
         def bad(key, why):
@@ -80,6 +81,8 @@ class FindingsConfig:
 
         if self.where not in WHERE:
             bad("where", f"must be one of {', '.join(WHERE)}, got {self.where!r}")
+        if float(self.min_change) < 0:
+            bad("min_change", f"must be >= 0, got {self.min_change}")
         if int(self.probe_clips) < 1:
             bad("probe_clips", f"must be >= 1, got {self.probe_clips}")
         if any(float(s) < 0 for s in self.speeds):
@@ -366,6 +369,7 @@ def _section(args: argparse.Namespace, name: str) -> dict:
 def collect(args: argparse.Namespace) -> int:
     from . import findings as F
 
+    fcfg = make_config(section_from_args(args, "findings"))
     tables = {"units.csv": [], "invariance.csv": [], "unit_checks.csv": []}
     for d in args.collect:
         for fname, acc in tables.items():
@@ -389,7 +393,7 @@ def collect(args: argparse.Namespace) -> int:
     if args.findings:
         ablation = Path(args.ablation_findings).read_text() if args.ablation_findings else ""
         F.write_findings(args.findings, ablation, fractions, cat["invariance.csv"], cat["unit_checks.csv"],
-                         rst=args.findings_rst)
+                         rst=args.findings_rst, min_change=float(fcfg.min_change))
     return 0
 
 
