@@ -362,3 +362,25 @@ def test_finding3_claims_no_negligible_change():
     text = " ".join(F.finding3(t, min_change=0.05))
     assert "rises" not in text and "do not show a change" in text
     assert "rises" in " ".join(F.finding3(t, min_change=0.0))
+
+
+def test_defaults_match_schema_config_file_and_readme():
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from twostream.analysis.stage import FindingsConfig
+
+    root = Path(__file__).resolve().parents[1]
+    props = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())["properties"]["findings"][
+        "properties"]
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                for f in dataclasses.fields(FindingsConfig)}
+    assert set(props) == set(defaults)
+    for k, v in defaults.items():
+        assert props[k]["default"] == v, k
+    assert make_config(yaml.safe_load((root / "config/config.yaml").read_text())["findings"]) == FindingsConfig()
+    readme = (root / "config/README.md").read_text().split("## findings", 1)[1].split("\n## ", 1)[0]
+    for k in defaults:
+        assert f"| `{k}` |" in readme, k
