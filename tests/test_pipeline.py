@@ -123,11 +123,39 @@ def test_visualization_verification_on_trained_models(run):
     assert (ver.pass_rate == ver.passes / ver.runs).all()
 
 
+def test_findings_per_layer(run):
+    """Findings 2 and 3 are measured for every visualized model, trained beside untrained, and
+    the relations the tiny config reaches hold."""
+    units = pd.read_csv(run / "results/visualization/units.csv")
+    inv = pd.read_csv(run / "results/visualization/invariance.csv")
+    models = {"rgb", "flow", "fusion-conv-res3-s0", "fusion-conv-pool-s0"}
+    assert set(units.model) == models and set(inv.model) == models
+    assert set(units.network) == set(inv.network) == {"trained", "untrained"}
+    flow = inv[inv.model == "flow"].set_index(["network", "layer", "factor"])
+    # known truth: the motion stream's input does not change with the object's colour or texture phase
+    for factor in ("colour", "phase"):
+        assert (flow.xs(factor, level="factor")["mean"] > 0.99).all(), factor
+    # ... while the appearance stream's first layer sees colour
+    rgb = inv[(inv.model == "rgb") & (inv.network == "trained")].set_index(["layer", "factor"])
+    assert rgb.loc[("conv1", "colour"), "hi"] < 0.9
+    # speed invariance of the trained motion stream's res5 lies above the untrained control's
+    assert flow.loc[("trained", "res5", "speed"), "lo"] > flow.loc[("untrained", "res5", "speed"), "hi"]
+    text = (run / "results/findings.md").read_text()
+    assert text.count("\n## Finding ") == 3
+    assert "flow, speed:" in text and "at res5 above the untrained control" in text
+    assert (run / "results/visualization/invariance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_report_collects_the_figures(run, tmp_path):
     report = tmp_path / "report.zip"
     tiny_run.snakemake(run, "--report", str(report))
     import zipfile
 
     names = zipfile.ZipFile(report).namelist()
-    for expected in ("heatmap.png", "groups.png", "training_curves.png", "flow_examples.png", "confusion.png"):
+    for expected in ("heatmap.png", "groups.png", "training_curves.png", "flow_examples.png", "confusion.png",
+                     "units.png", "invariance.png"):
         assert any(n.endswith(expected) for n in names), (expected, names[:20])
+    # the landing page shows the run's findings
+    z = zipfile.ZipFile(report)
+    index = [n for n in names if n.endswith("report.html")]
+    assert index and "Findings of this run" in z.read(index[0]).decode(errors="replace")

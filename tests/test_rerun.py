@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow
 
 # Rules downstream of each stage in the DAG (by the workflow's design).
 PLOT_RULES = {"plots"}
-TABLE_RULES = {"ablation_table"} | PLOT_RULES
-DOWNSTREAM_OF_FLOW = {"flow", "train_stream", "train_fusion", "evaluate", "visualize", "visualize_summary"} | TABLE_RULES
+TABLE_RULES = {"ablation_table", "findings"} | PLOT_RULES  # findings includes the ablation's findings
+DOWNSTREAM_OF_FLOW = {"flow", "train_stream", "train_fusion", "evaluate", "visualize", "visualize_summary",
+                      "findings_model"} | TABLE_RULES
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("twostream.evaluate", "evaluate a model with the test protocol"),
     "ablation": ("twostream.ablation", "collect the fusion grid into the ablation table"),
     "visualize": ("twostream.visualize.stage", "activation maximisation of units at every depth"),
+    "findings": ("twostream.analysis.stage", "unit kinds and invariance per layer (the paper's findings 2 and 3)"),
     "plots": ("twostream.plots", "summary figures"),
 }
 

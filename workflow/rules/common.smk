@@ -67,6 +67,14 @@ STAGE_CODE = {
     "fusion": ["fusion_train.py", "train.py", "data.py", "models", "store.py"],
     "ablation": ["ablation.py"],
     "visualize": ["visualize", "models", "data.py", "store.py"],
+    "findings": [
+        "analysis",
+        "visualize",
+        "models",
+        "data.py",
+        "store.py",
+        "datasets/synthetic.py",
+    ],
     "plots": ["plots.py", "visualize/montage.py"],
 }
 
@@ -119,6 +127,9 @@ def all_targets():
         "results/visualization/summary.csv",
         "results/visualization/verification.csv",
     ]
+    # the findings' probe clips come from the synthetic renderer
+    if config["dataset"]["kind"] == "synthetic":
+        targets += ["results/findings.md", "results/visualization/invariance.png"]
     return targets
 
 

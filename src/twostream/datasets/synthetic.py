@@ -453,10 +453,14 @@ def _texture(ux: np.ndarray, uy: np.ndarray, period: float, phase: np.ndarray) -
     return np.sin(k * (ux + phase[0])) * np.sin(k * (uy + phase[1]))
 
 
-def render_clip(cfg: SyntheticConfig, label: int, seed: int, classes: pd.DataFrame | None = None) -> Clip:
+def render_clip(cfg: SyntheticConfig, label: int, seed: int, classes: pd.DataFrame | None = None,
+                adjust=None) -> Clip:
     """Render clip ``seed`` of class ``label``: raw RGB frames and their ground truth (pure function).
 
     ``classes`` (``class_table(cfg)``) may be passed to save rebuilding it for every clip.
+    ``adjust(objects, cfg)``, when given, edits the planned objects (``_Object``, object 0 first)
+    before drawing; the random stream is untouched, so background, distractors and noise stay
+    those of ``seed`` (the probe clips of ``analysis/probes.py`` vary one factor this way).
     """
     classes = class_table(cfg) if classes is None else classes
     if not 0 <= label < len(classes):
@@ -465,6 +469,8 @@ def render_clip(cfg: SyntheticConfig, label: int, seed: int, classes: pd.DataFra
     rng = np.random.default_rng(seed)
     T, S = cfg.frames, cfg.size
     objs = _plan(cfg, row, rng)
+    if adjust is not None:
+        adjust(objs, cfg)
 
     bg_spec = _background(rng, S, cfg.background_contrast, cfg.background_detail)
     # the background pans (random direction) and shakes; objects move on their own (see module doc)

@@ -1,0 +1,53 @@
+"""Intervals of the analysis tables (scipy): a rate's Wilson interval, a mean's t interval."""
+
+from __future__ import annotations
+
+import numpy as np
+
+LEVEL = 0.95
+
+
+def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval of the rate k/n (nan, nan when n = 0)."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mean_interval(x, level: float = LEVEL) -> tuple[float, float, float, float, int]:
+    """(mean, low, high, sd, n) of the finite values of ``x``: Student-t interval of the mean,
+    sd with ddof 1 (low = high = mean and sd nan for one value; all nan for none)."""
+    from scipy.stats import t
+
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), float("nan"), 0
+    m = float(x.mean())
+    if n == 1:
+        return m, m, m, float("nan"), 1
+    sd = float(x.std(ddof=1))
+    half = float(t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n))
+    return m, m - half, m + half, sd, n
+
+
+def difference_interval(ma: float, sa: float, na: int, mb: float, sb: float, nb: int,
+                        level: float = LEVEL) -> tuple[float, float, float]:
+    """(mb - ma, low, high): Welch interval of the difference of two means given each
+    group's mean, standard deviation (ddof 1) and size (nan when a group has < 2 values)."""
+    from scipy.stats import t
+
+    if na < 2 or nb < 2 or not all(np.isfinite([ma, sa, mb, sb])):
+        return float("nan"), float("nan"), float("nan")
+    va, vb = sa**2 / na, sb**2 / nb
+    d = float(mb - ma)
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        return d, d, d
+    df = (va + vb) ** 2 / ((va**2) / (na - 1) + (vb**2) / (nb - 1))
+    half = float(t.ppf(0.5 + level / 2, df) * se)
+    return d, d - half, d + half
