@@ -63,6 +63,18 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+STREAM_KEYS = ("rgb", "flow")
+
+
+def stream_section(train: dict[str, Any] | None, stream: str) -> dict[str, Any]:
+    """The ``train:`` section as one stream sees it: its own mapping (``train.rgb`` or
+    ``train.flow``) laid over the shared keys, without the per-stream mappings."""
+    sec = dict(train or {})
+    overrides = {s: (sec.pop(s, None) or {}) for s in STREAM_KEYS}
+    sec.update(overrides[stream])
+    return sec
+
+
 def add_params_arguments(p: argparse.ArgumentParser) -> None:
     """``--params JSON`` (what rules pass) or ``--config FILE`` (by hand)."""
     g = p.add_mutually_exclusive_group()
