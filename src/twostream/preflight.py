@@ -54,6 +54,27 @@ def cuda_problems(config: dict[str, Any]) -> list[str]:
     return []
 
 
+def stale_shards(n_shards: int, results: str | Path = "results") -> list[Path]:
+    """Shard files of an earlier, larger ``decode.shards`` (``shard-NNN`` with NNN >= n_shards)
+    under ``results/frames`` and ``results/flow``: no rule reads or rewrites them."""
+    out = []
+    for kind in ("frames", "flow"):
+        for p in sorted(Path(results, kind).glob("shard-[0-9][0-9][0-9].*")):
+            if int(p.name[6:9]) >= int(n_shards) and p.suffix in (".h5", ".csv"):
+                out.append(p)
+    return out
+
+
+def stale_warning(n_shards: int, results: str | Path = "results") -> str:
+    """One line naming the stale shard files, or ''."""
+    stale = stale_shards(n_shards, results)
+    if not stale:
+        return ""
+    shown = ", ".join(str(p) for p in stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
+    return (f"twostream: warning: {shown}: left from an earlier decode.shards (now {int(n_shards)}); "
+            "no rule uses them, delete them")
+
+
 def problems(config: dict[str, Any]) -> list[str]:
     return dataset_problems(config.get("dataset") or {}) + cuda_problems(config)
 

@@ -46,7 +46,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import twostream
 from twostream.config import stream_section
-from twostream.preflight import preflight
+from twostream.preflight import preflight, stale_warning
 
 # Fail before any job (dry run included), in one line naming the key and the path:
 # a dataset root, split folder or split file that does not exist, CUDA where there is none.
@@ -54,6 +54,8 @@ try:
     preflight(config)
 except ValueError as e:
     sys.exit(f"twostream: error: {e}")
+if stale_warning(config["decode"]["shards"]):
+    print(stale_warning(config["decode"]["shards"]), file=sys.stderr)
 
 # the installed package (editable install: src/twostream)
 SRC = Path(twostream.__file__).parent
