@@ -171,6 +171,13 @@ def test_empty_shard_gives_an_empty_flow_shard_in_one_line(mixed, tmp_path, caps
     ds = ClipDataset(frames=[str(frames), str(fr)], flow=[str(out), str(fl)], modalities=("rgb", "flow"),
                      split=None, flow_length=2, crop_size=16)  # fmt: skip
     assert len(ds) == len(VIDEOS)
+    # and the flow examples figure takes its videos from the shards that have some
+    from twostream.plots import PlotSettings, flow_examples
+
+    flow_examples([frames, fr], [out, fl], tmp_path / "examples.png", PlotSettings(flow_examples=2))
+    assert (tmp_path / "examples.png").stat().st_size > 0
+    with pytest.raises(InputError, match="no video with flow to show"):
+        flow_examples([frames], [out], tmp_path / "none.png", PlotSettings())
 
 
 def test_truncated_clip_is_kept_and_listed(tmp_path):

@@ -90,7 +90,7 @@ def flow_examples(frames_paths, flow_paths, out: str | Path, s: PlotSettings) ->
     tables = []
     for i, (fp, op) in enumerate(zip(frames_paths, flow_paths)):
         flow = FlowShard(op)
-        tables.append(flow.videos[flow.videos["n_frames"] > 0].assign(_shard=i))
+        tables.append(flow.videos[flow.videos["n_frames"] > 0].assign(shard_pos=i))
     vids = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["label"])
     # one video per class first, so the examples show different actions
     vids = vids.drop_duplicates("label").head(s.flow_examples)
@@ -99,9 +99,9 @@ def flow_examples(frames_paths, flow_paths, out: str | Path, s: PlotSettings) ->
     shards = {}
     fig, axes = plt.subplots(len(vids), 4, figsize=(10, 2.6 * len(vids)), squeeze=False)
     for row, v in zip(axes, vids.itertuples()):
-        if v._shard not in shards:
-            shards[v._shard] = FrameShard(frames_paths[v._shard]), FlowShard(flow_paths[v._shard])
-        frames, flow = shards[v._shard]
+        if v.shard_pos not in shards:
+            shards[v.shard_pos] = FrameShard(frames_paths[v.shard_pos]), FlowShard(flow_paths[v.shard_pos])
+        frames, flow = shards[v.shard_pos]
         t = int(v.n_frames) // 2
         img = frames.read(v.video_id, [t])[0]
         f = flow.read(v.video_id, [t])[0]
