@@ -334,7 +334,10 @@ def load_pretrained(model: ResNet, source: str | Path | dict) -> list[str]:
             if k.startswith("fc."):
                 skipped.append(k)
                 continue
-            raise InputError(f"{name}: {k} has shape {tuple(v.shape)}, model needs {tuple(own[k].shape)}")
+            raise InputError(
+                f"{name}: not {model.arch} weights: {k} has shape {tuple(v.shape)}, a {model.arch} needs "
+                f"{tuple(own[k].shape)}"
+            )
         new[k] = v
     missing = [k for k in own if k not in new and not k.startswith("fc.")]
     if missing:
