@@ -86,3 +86,13 @@ def test_dry_runs(tmp_path):
     assert p.returncode == 1
     assert p.stderr.strip().splitlines()[-1] == (
         f"twostream: error: dataset.root: {tmp_path}/data/hmdb51: no such folder (the hmdb51 videos)")
+
+
+def test_yaml_error_names_file_and_line(tmp_path, capsys):
+    from twostream.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("decode:\n  shards: 2\n  codec: [raw\nflow: {}\n")
+    assert main(["decode", "--config", str(bad), "--index", "x", "--shard", "shard-000", "--out", "y"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"twostream: error: {bad}:4:5: not valid YAML (expected ',' or ']', but got ':')"]

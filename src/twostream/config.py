@@ -56,8 +56,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
             cfg = yaml.safe_load(fh) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except yaml.YAMLError as e:  # one line: file:line:column and the problem
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({what})") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return cfg
