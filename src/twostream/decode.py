@@ -22,7 +22,8 @@ per-shard lists into one (``results/frames/bad_videos.csv``).
 
 A raw shard holds one frame size (a dense (N, H, W, 3) dataset); a video of
 another size after resizing stops the stage with an error that suggests
-``codec: jpeg``, whose per-frame bytes allow any size.
+``codec: jpeg``, whose per-frame bytes allow any size (or ``decode.size``, which
+resizes every frame to one size).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class FrameWriter:
         if (h, w) != (H, W):
             raise InputError(
                 f"{row.get('path', row['video_id'])}: frames are {w}x{h} but this raw shard holds {W}x{H} "
-                "(a raw shard stores one frame size; use decode.codec: jpeg for mixed sizes)"
+                "(a raw shard stores one frame size; use decode.codec: jpeg for mixed sizes, or decode.size: [W, H])"
             )
         k = len(frames_bgr)
         self.ds.resize(self.n + k, axis=0)
