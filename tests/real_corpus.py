@@ -18,7 +18,8 @@ from twostream.errors import InputError
 from twostream.video import write_video
 
 CODECS = {"XVID": ".avi", "MJPG": ".avi", "mp4v": ".mp4", "FFV1": ".mkv"}
-# (width, height): landscape 4:3, portrait, sides off the 4- and 8-pixel grid (OpenCV's writers round odd sides to even), wide
+# (width, height): landscape 4:3, portrait, sides off the 4- and 8-pixel grid (OpenCV's
+# writers round odd sides to even), wide
 SIZES = [(48, 36), (36, 56), (42, 26), (64, 36)]
 CLASSES = {"run": (2, 0), "jump": (0, 2)}
 

@@ -333,7 +333,8 @@ def decode_shard(
                 continue
             d = item.decoded
             if d.truncated:
-                msg = f"{item.row['path']}: truncated: decoded {d.n_frames} of the {d.declared} frames its container declares"
+                msg = (f"{item.row['path']}: truncated: decoded {d.n_frames} of the {d.declared} frames "
+                       "its container declares")  # fmt: skip
                 print(f"keeping truncated video: {msg}", file=sys.stderr)
                 bad.append({"video_id": item.row["video_id"], "path": item.row["path"], "status": "truncated",
                             "declared_frames": d.declared, "decoded_frames": d.n_frames, "error": msg})  # fmt: skip
