@@ -37,7 +37,7 @@ class PlainProgress:
         self.disable, self.interval = disable, float(interval)
         self.n = 0
         self.postfix = ""
-        self.leave, self._printed = bool(leave), False
+        self.leave, self._printed, self._last_n = bool(leave), False, -1
         self.t0 = self._last = time.perf_counter()
         self._closed = False
 
@@ -53,7 +53,7 @@ class PlainProgress:
         now = time.perf_counter()
         if force or now - self._last >= self.interval:
             print(self._line(), file=self.file, flush=True)
-            self._last, self._printed = now, True
+            self._last, self._printed, self._last_n = now, True, self.n
 
     def update(self, n: int = 1) -> None:
         self.n += int(n)
@@ -65,7 +65,8 @@ class PlainProgress:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._emit(force=self.leave or self._printed)
+            if self.n != self._last_n:  # the last count not shown yet
+                self._emit(force=self.leave or self._printed)
 
     def __iter__(self) -> Iterator:
         for x in self.iterable or ():
