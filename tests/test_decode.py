@@ -188,7 +188,7 @@ def test_bad_video_one_line_error(tmp_path, kind, monkeypatch):
 
         monkeypatch.setattr("builtins.open", refuse)
     with pytest.raises(InputError) as e:
-        read_video(p)
+        read_video(p, max_missing_frames=0)  # strict: a shortfall against the header is bad
     msg = str(e.value)
     assert msg.startswith(str(p) + ": ") and "\n" not in msg
     assert __import__("re").search(pattern, msg), msg
@@ -202,8 +202,9 @@ def test_skip_bad_videos_leaves_them_out(tmp_path, two_videos):
         bad_rows.append(_row(p, f"bad/{kind}"))
     index = pd.concat([index.iloc[:1], _index(bad_rows), index.iloc[1:]], ignore_index=True)
     out = tmp_path / "f.h5"
-    videos, bad = decode_shard(index, out, DecodeConfig(on_bad_video="skip"), progress=False)
+    videos, bad = decode_shard(index, out, DecodeConfig(on_bad_video="skip", max_missing_frames=0), progress=False)
     assert list(bad["video_id"]) == ["bad/zero_byte", "bad/truncated", "bad/text"]
+    assert set(bad["status"]) == {"skipped"}
     assert bad["error"].str.contains("empty file").iloc[0] and bad["error"].str.contains("truncated").iloc[1]
     shard = FrameShard(out)
     assert list(shard.videos["video_id"]) == ["A/a", "B/b"]
@@ -219,22 +220,22 @@ def test_fail_on_bad_video_leaves_no_file(tmp_path, two_videos):
     index = pd.concat([index, _index([_row(p, "bad")])], ignore_index=True)
     out = tmp_path / "out" / "f.h5"
     with pytest.raises(InputError, match="bad_truncated.avi: truncated"):
-        decode_shard(index, out, DecodeConfig(on_bad_video="fail"), progress=False)
+        decode_shard(index, out, DecodeConfig(on_bad_video="fail", max_missing_frames=0), progress=False)
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_gather_bad_lists(tmp_path):
     a = tmp_path / "shard-000.bad.csv"
     b = tmp_path / "shard-001.bad.csv"
-    pd.DataFrame([{"video_id": "x", "path": "p/x.avi", "error": "p/x.avi: empty file"}]).to_csv(a, index=False)
-    pd.DataFrame(columns=["video_id", "path", "error"]).to_csv(b, index=False)
+    row = {"video_id": "x", "path": "p/x.avi", "status": "skipped", "declared_frames": "", "decoded_frames": "",
+           "error": "p/x.avi: empty file"}  # fmt: skip
+    pd.DataFrame([row]).to_csv(a, index=False)
+    pd.DataFrame(columns=list(row)).to_csv(b, index=False)
     out = tmp_path / "bad_videos.csv"
     gather_bad_lists([a, b], out)
-    got = pd.read_csv(out)
-    assert list(got.columns) == ["shard", "video_id", "path", "error"]
-    assert got.to_dict("records") == [
-        {"shard": "shard-000", "video_id": "x", "path": "p/x.avi", "error": "p/x.avi: empty file"}
-    ]
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(got.columns) == ["shard", *row]
+    assert got.to_dict("records") == [{"shard": "shard-000", **row}]
     (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="junk.csv: not a bad-video list"):
         gather_bad_lists([tmp_path / "junk.csv"], out)

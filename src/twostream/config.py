@@ -56,11 +56,26 @@ def load_config(path: str | Path) -> dict[str, Any]:
             cfg = yaml.safe_load(fh) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except yaml.YAMLError as e:  # one line: file:line:column and the problem
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({what})") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return cfg
+
+
+STREAM_KEYS = ("rgb", "flow")
+
+
+def stream_section(train: dict[str, Any] | None, stream: str) -> dict[str, Any]:
+    """The ``train:`` section as one stream sees it: its own mapping (``train.rgb`` or
+    ``train.flow``) laid over the shared keys, without the per-stream mappings."""
+    sec = dict(train or {})
+    overrides = {s: (sec.pop(s, None) or {}) for s in STREAM_KEYS}
+    sec.update(overrides[stream])
+    return sec
 
 
 def add_params_arguments(p: argparse.ArgumentParser) -> None:

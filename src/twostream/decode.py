@@ -10,21 +10,26 @@ encode them, while the calling thread writes the previous ones (lzf compression 
 the raw codec happens inside the HDF5 write), so the stage runs at about the speed
 of the slower of the two parts. Layout: see ``twostream.store``.
 
-Bad videos (missing, empty, unreadable, not a video, truncated, corrupt): with
-``on_bad_video: fail`` the first one stops the stage with a one-line error; with
-``skip`` they are listed in the ``--bad-list`` CSV (video_id, path, error) and
-left out of the shard, so every later stage, which reads the shard's /videos
-table, never sees them. ``twostream decode --gather OUT LIST...`` concatenates the
+Bad videos (missing, empty, unreadable, not a video, fewer than 2 decodable
+frames): with ``on_bad_video: fail`` the first one stops the stage with a one-line
+error; with ``skip`` they are listed in the ``--bad-list`` CSV (status
+``skipped``) and left out of the shard, so every later stage, which reads the
+shard's /videos table, never sees them. A video that decodes fewer frames than its
+container declares is kept with what decodes (``max_missing_frames: -1``, the
+default) and listed with status ``truncated`` and both counts; with
+``max_missing_frames >= 0`` a larger shortfall makes it bad. ``twostream decode --gather OUT LIST...`` concatenates the
 per-shard lists into one (``results/frames/bad_videos.csv``).
 
 A raw shard holds one frame size (a dense (N, H, W, 3) dataset); a video of
 another size after resizing stops the stage with an error that suggests
-``codec: jpeg``, whose per-frame bytes allow any size.
+``codec: jpeg``, whose per-frame bytes allow any size (or ``decode.size``, which
+resizes every frame to one size).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -46,7 +51,7 @@ from .store import atomic_h5, atomic_path, video_table_to_array, write_provenanc
 from .video import Decoded, FramePool, decode_video, encode_jpeg
 
 CODECS = ("raw", "jpeg")
-BAD_COLUMNS = ["video_id", "path", "error"]
+BAD_COLUMNS = ["video_id", "path", "status", "declared_frames", "decoded_frames", "error"]
 
 
 @dataclass
@@ -55,10 +60,11 @@ class DecodeConfig:
 
     shards: int = 4
     short_side: int = 0
+    size: list = dataclasses.field(default_factory=list)  # [width, height]: every frame to this size ([] = off)
     codec: str = "raw"
     jpeg_quality: int = 90
     on_bad_video: str = "fail"
-    max_missing_frames: int = 0
+    max_missing_frames: int = -1
     prefetch: int = 2
     readers: int = 2
 
@@ -67,14 +73,23 @@ class DecodeConfig:
             raise ConfigError(f"decode.shards: must be a positive integer, got {self.shards!r}")
         if not isinstance(self.short_side, int) or self.short_side < 0:
             raise ConfigError(f"decode.short_side: must be an integer >= 0, got {self.short_side!r}")
+        if self.size and not (
+            len(self.size) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 8 for x in self.size)
+        ):
+            raise ConfigError(f"decode.size: must be [] or [width, height] of integers >= 8, got {self.size!r}")
+        if self.size and self.short_side:
+            raise ConfigError("decode.size and decode.short_side: set one of them (size fixes both sides)")
         if self.codec not in CODECS:
             raise ConfigError(f"decode.codec: {self.codec!r} is not one of {', '.join(CODECS)}")
         if not isinstance(self.jpeg_quality, int) or not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"decode.jpeg_quality: must be an integer in 1..100, got {self.jpeg_quality!r}")
         if self.on_bad_video not in ("fail", "skip"):
             raise ConfigError(f"decode.on_bad_video: must be fail or skip, got {self.on_bad_video!r}")
-        if not isinstance(self.max_missing_frames, int) or self.max_missing_frames < 0:
-            raise ConfigError(f"decode.max_missing_frames: must be an integer >= 0, got {self.max_missing_frames!r}")
+        if not isinstance(self.max_missing_frames, int) or self.max_missing_frames < -1:
+            raise ConfigError(
+                f"decode.max_missing_frames: must be -1 (keep truncated videos) or an integer >= 0, "
+                f"got {self.max_missing_frames!r}"
+            )
         if not isinstance(self.readers, int) or self.readers < 1:
             raise ConfigError(f"decode.readers: must be a positive integer, got {self.readers!r}")
         if not isinstance(self.prefetch, int) or self.prefetch < 1:
@@ -166,7 +181,7 @@ class FrameWriter:
         if (h, w) != (H, W):
             raise InputError(
                 f"{row.get('path', row['video_id'])}: frames are {w}x{h} but this raw shard holds {W}x{H} "
-                "(a raw shard stores one frame size; use decode.codec: jpeg for mixed sizes)"
+                "(a raw shard stores one frame size; use decode.codec: jpeg for mixed sizes, or decode.size: [W, H])"
             )
         k = len(frames_bgr)
         self.ds.resize(self.n + k, axis=0)
@@ -222,6 +237,7 @@ def prefetch_videos(
     pool: FramePool | None = None,
     readers: int = 1,
     jpeg_quality: int | None = None,
+    size: list | None = None,
 ) -> Iterator[_Item]:
     """Decode videos in ``readers`` background threads, up to ``depth`` videos ahead.
 
@@ -235,7 +251,7 @@ def prefetch_videos(
 
     def load(row: dict) -> _Item:
         try:
-            decoded = decode_video(row["path"], short_side, max_missing_frames, pool)
+            decoded = decode_video(row["path"], short_side, max_missing_frames, pool, size)
         except InputError as e:
             return _Item(row, error=e)
         if jpeg_quality is not None:
@@ -289,11 +305,12 @@ def decode_shard(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decode ``rows`` (index rows) into the frames shard ``out``.
 
-    Returns (the /videos table written, the bad videos skipped). With
+    Returns (the /videos table written, the bad videos skipped and the truncated
+    videos kept, see ``BAD_COLUMNS``). With
     ``on_bad_video == "fail"`` the first bad video raises InputError and nothing
     is written.
     """
-    from tqdm import tqdm
+    from .progress import progress as progress_bar
 
     records = rows.to_dict("records")
     bad: list[dict] = []
@@ -302,22 +319,32 @@ def decode_shard(
         pool = FramePool()
         items = prefetch_videos(
             records, cfg.short_side, cfg.max_missing_frames, cfg.prefetch, pool, cfg.readers,
-            jpeg_quality=cfg.jpeg_quality if cfg.codec == "jpeg" else None,
+            jpeg_quality=cfg.jpeg_quality if cfg.codec == "jpeg" else None, size=cfg.size or None,
         )  # fmt: skip
-        bar = tqdm(items, total=len(records), desc=f"decode {Path(out).stem}", unit="video",
-                   file=sys.stderr, disable=not progress)  # fmt: skip
+        bar = progress_bar(items, total=len(records), desc=f"decode {Path(out).stem}", unit="video",
+                           file=sys.stderr, disable=not progress)  # fmt: skip
         for item in bar:
             if item.error is not None:
                 if cfg.on_bad_video == "fail":
                     raise item.error
                 print(f"skipping bad video: {item.error}", file=sys.stderr)
-                bad.append({"video_id": item.row["video_id"], "path": item.row["path"], "error": str(item.error)})
+                bad.append({"video_id": item.row["video_id"], "path": item.row["path"], "status": "skipped",
+                            "declared_frames": "", "decoded_frames": "", "error": str(item.error)})  # fmt: skip
                 continue
+            d = item.decoded
+            if d.truncated:
+                msg = (f"{item.row['path']}: truncated: decoded {d.n_frames} of the {d.declared} frames "
+                       "its container declares")  # fmt: skip
+                print(f"keeping truncated video: {msg}", file=sys.stderr)
+                bad.append({"video_id": item.row["video_id"], "path": item.row["path"], "status": "truncated",
+                            "declared_frames": d.declared, "decoded_frames": d.n_frames, "error": msg})  # fmt: skip
             writer.add(item.row, item.decoded.frames, item.decoded.fps)
             if not isinstance(item.decoded.frames, EncodedFrames):
                 pool.put(item.decoded.frames)
         videos = writer.finish()
-        write_provenance(f, "frames", to_dict(cfg), codec=cfg.codec, n_skipped=len(bad), **(provenance or {}))
+        n_skipped = sum(b["status"] == "skipped" for b in bad)
+        write_provenance(f, "frames", to_dict(cfg), codec=cfg.codec, n_skipped=n_skipped,
+                         n_truncated=len(bad) - n_skipped, **(provenance or {}))  # fmt: skip
     return videos, pd.DataFrame(bad, columns=BAD_COLUMNS)
 
 
@@ -327,7 +354,8 @@ def write_bad_list(bad: pd.DataFrame, path: str | Path) -> None:
 
 
 def gather_bad_lists(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
-    """Concatenate per-shard bad-video lists into one CSV (with a shard column)."""
+    """Concatenate per-shard bad-video lists into one CSV (with a shard column): the
+    videos skipped as bad and the truncated ones kept (``status``)."""
     frames = []
     for p in paths:
         try:
@@ -372,7 +400,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.gather:
         bad = gather_bad_lists(args.lists, args.gather)
-        print(f"{len(bad)} bad video(s) -> {args.gather}")
+        n_trunc = int((bad["status"] == "truncated").sum())
+        print(f"{len(bad) - n_trunc} bad video(s) skipped, {n_trunc} truncated kept -> {args.gather}")
         return 0
     missing = [o for o in ("index", "shard", "out") if not getattr(args, o)]
     if missing:
@@ -395,8 +424,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.bad_list:
         write_bad_list(bad, args.bad_list)
+    n_skipped = int((bad["status"] == "skipped").sum())
     print(
         f"{args.shard}: {len(videos)} videos, {int(videos['n_frames'].sum()) if len(videos) else 0} frames"
-        f" ({cfg.codec}), {len(bad)} skipped -> {args.out}"
+        f" ({cfg.codec}), {n_skipped} skipped, {len(bad) - n_skipped} truncated (kept) -> {args.out}"
     )
     return 0

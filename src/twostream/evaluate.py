@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+from .progress import progress as progress_bar
 
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args
 from .errors import InputError
@@ -76,7 +76,8 @@ def predict_videos(
     prob_sum = logit_sum = None
     count = np.zeros(n_videos)
     amp = amp and device.type == "cuda"
-    for batch in tqdm(loader, desc="evaluate", file=sys.stderr, leave=False, disable=not progress, mininterval=2.0):
+    bar = progress_bar(loader, desc="evaluate", file=sys.stderr, leave=False, disable=not progress, mininterval=2.0)
+    for batch in bar:
         inputs = {m: batch[m].to(device, non_blocking=True) for m in model.modalities}
         B, V = next(iter(inputs.values())).shape[:2]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

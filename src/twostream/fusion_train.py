@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, RandomSampler
-from tqdm import tqdm
+from .progress import progress as progress_bar
 
 from .config import ConfigError, from_dict, section_from_args
 from .errors import InputError
@@ -186,7 +186,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     total, correct, loss_sum = 0, 0, 0.0
     amp = cfg.amp and device.type == "cuda"
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False, mininterval=2.0)
+    bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False, mininterval=2.0)
     for batch in bar:
         inputs = [batch[m].to(device, non_blocking=True) for m in model.modalities]
         y = batch["label"].to(device, non_blocking=True)

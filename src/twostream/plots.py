@@ -78,19 +78,30 @@ def training_curves(histories: pd.DataFrame, out: str | Path, s: PlotSettings) -
     save_figure(fig, out, s.dpi)
 
 
-def flow_examples(frames_path: str, flow_path: str, out: str | Path, s: PlotSettings) -> None:
-    """One row per video: a frame, its flow as a colour wheel, and the x and y maps."""
+def flow_examples(frames_paths, flow_paths, out: str | Path, s: PlotSettings) -> None:
+    """One row per video: a frame, its flow as a colour wheel, and the x and y maps.
+
+    Videos come from the given shard pairs in order (a shard may be empty: every video bad)."""
     from .visualize.montage import flow_to_colour
 
     plt = _pyplot()
-    frames, flow = FrameShard(frames_path), FlowShard(flow_path)
-    vids = flow.videos[flow.videos["n_frames"] > 0]
+    if isinstance(frames_paths, (str, Path)):
+        frames_paths, flow_paths = [frames_paths], [flow_paths]
+    tables = []
+    for i, (fp, op) in enumerate(zip(frames_paths, flow_paths)):
+        flow = FlowShard(op)
+        tables.append(flow.videos[flow.videos["n_frames"] > 0].assign(shard_pos=i))
+    vids = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["label"])
     # one video per class first, so the examples show different actions
     vids = vids.drop_duplicates("label").head(s.flow_examples)
     if vids.empty:
-        raise InputError(f"{flow_path}: no video with flow to show")
+        raise InputError(f"{', '.join(map(str, flow_paths))}: no video with flow to show")
+    shards = {}
     fig, axes = plt.subplots(len(vids), 4, figsize=(10, 2.6 * len(vids)), squeeze=False)
     for row, v in zip(axes, vids.itertuples()):
+        if v.shard_pos not in shards:
+            shards[v.shard_pos] = FrameShard(frames_paths[v.shard_pos]), FlowShard(flow_paths[v.shard_pos])
+        frames, flow = shards[v.shard_pos]
         t = int(v.n_frames) // 2
         img = frames.read(v.video_id, [t])[0]
         f = flow.read(v.video_id, [t])[0]
@@ -111,8 +122,8 @@ def flow_examples(frames_path: str, flow_path: str, out: str | Path, s: PlotSett
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_params_arguments(p)
     p.add_argument("--histories", nargs="+", required=True, help="history.csv files of trained models")
-    p.add_argument("--frames", required=True, help="a frames shard (for flow examples)")
-    p.add_argument("--flow", required=True, help="the flow shard of the same videos")
+    p.add_argument("--frames", nargs="+", required=True, help="frames shards (for flow examples)")
+    p.add_argument("--flow", nargs="+", required=True, help="the flow shards of the same videos, in the same order")
     p.add_argument("--curves", required=True, help="output PNG: training curves")
     p.add_argument("--flow-examples", required=True, help="output PNG: flow examples")
 

@@ -15,9 +15,12 @@ Flow shard (``results/flow/{shard}.h5``)::
     /videos   same table; n_frames holds the number of flow fields (n - 1),
               offset indexes /flow
     /flow     (M, H, W, 2) uint8 (x, y) quantized, 128 = zero motion,
-              or float16 in pixels/frame; one pair per chunk, lzf
-    attrs:    layout_version, kind="flow", backend, storage, bound, quantization,
-              params (JSON), versions (JSON)
+              or float16 in pixels/frame; one pair per chunk, lzf   (layout "fixed")
+    /flow_png (M,) variable-length uint8, one lossless PNG per field: the x map
+              above the y map, (2H, W) grey, 8-bit (uint8) or 16-bit holding the
+              float16 bits (float16); any frame size per video          (layout "png")
+    attrs:    layout_version, kind="flow", layout, backend, storage, bound,
+              quantization, params (JSON), versions (JSON)
 
 Flow field ``t`` of a video is the motion from frame ``t`` to frame ``t + 1``.
 """
@@ -254,8 +257,47 @@ def quantize_flow(flow: np.ndarray, bound: float) -> np.ndarray:
     return np.rint(f * (127.0 / bound) + 128.0).astype(np.uint8)
 
 
+FLOW_LAYOUTS = ("fixed", "png")
+
+
+def encode_flow_png(field: np.ndarray) -> np.ndarray:
+    """One stored flow field (H, W, 2), uint8 or float16, to lossless PNG bytes.
+
+    The x map sits above the y map in one grey image (2H, W): 8-bit for uint8, 16-bit
+    holding the float16 bit patterns for float16.
+    """
+    import cv2
+
+    field = np.asarray(field)
+    if field.dtype == np.float16:
+        field = field.view(np.uint16)
+    elif field.dtype != np.uint8:
+        raise StoreError(f"flow PNG holds uint8 or float16 fields, got {field.dtype}")
+    img = np.ascontiguousarray(np.concatenate([field[..., 0], field[..., 1]], axis=0))
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
+        raise StoreError(f"cannot PNG-encode a flow field of shape {field.shape}")
+    return buf.reshape(-1)
+
+
+def decode_flow_png(buf: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """PNG bytes of :func:`encode_flow_png` back to the stored field (H, W, 2); None if undecodable."""
+    import cv2
+
+    img = cv2.imdecode(np.asarray(buf, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim != 2 or img.shape[0] % 2:
+        return None
+    h = img.shape[0] // 2
+    out = np.stack([img[:h], img[h:]], axis=-1)
+    return out.view(np.float16) if np.dtype(dtype) == np.float16 else out
+
+
 class FlowShard(_Shard):
-    """Reads flow fields (float32 pixels/frame, (k, H, W, 2)) of one video by index."""
+    """Reads flow fields (float32 pixels/frame, (k, H, W, 2)) of one video by index.
+
+    Layout ``fixed`` (one frame size per shard, dataset /flow) or ``png`` (any size per
+    video, dataset /flow_png); see the module docstring.
+    """
 
     def __init__(self, path: str | os.PathLike):
         super().__init__(str(path), "flow")
@@ -264,13 +306,29 @@ class FlowShard(_Shard):
     def bound(self) -> float:
         return float(self.attrs.get("bound", 20.0))
 
+    @property
+    def layout(self) -> str:
+        return str(self.attrs.get("layout", "fixed"))
+
     def read(self, video_id: str, indices) -> np.ndarray:
-        rows = self._rows(video_id, indices)
-        raw = _read_rows(self.file["flow"], rows)
+        raw = self.read_raw(video_id, indices)
         if raw.dtype == np.uint8:
             return dequantize_flow(raw, self.bound)
         return raw.astype(np.float32)
 
     def read_raw(self, video_id: str, indices) -> np.ndarray:
-        """Stored values (uint8 quantized or float16), without conversion."""
-        return _read_rows(self.file["flow"], self._rows(video_id, indices))
+        """Stored values (uint8 quantized or float16), (k, H, W, 2), without conversion."""
+        rows = self._rows(video_id, indices)
+        if self.layout != "png":
+            return _read_rows(self.file["flow"], rows)
+        dtype = np.float16 if self.attrs.get("storage") == "float16" else np.uint8
+        v = self.video(video_id)
+        out = np.empty((len(rows), int(v.height), int(v.width), 2), dtype)
+        ds = self.file["flow_png"]
+        for i, r in enumerate(rows):
+            field = decode_flow_png(ds[r], dtype)
+            if field is None or field.shape != out.shape[1:]:
+                raise StoreError(f"{self.path}: flow field {r} of {video_id!r} is not a decodable "
+                                 f"{int(v.height)}x{int(v.width)} flow PNG")
+            out[i] = field
+        return out

@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, RandomSampler
-from tqdm import tqdm
+from .progress import progress as progress_bar
 
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args
 from .data import ClipDataset, worker_init
@@ -168,7 +168,7 @@ def train_one_epoch(
     crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     total, correct, loss_sum = 0, 0, 0.0
     amp = cfg.amp and device.type == "cuda"
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False, mininterval=2.0)
+    bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False, mininterval=2.0)
     for batch in bar:
         x = batch[modality].to(device, non_blocking=True)
         y = batch["label"].to(device, non_blocking=True)

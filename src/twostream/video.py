@@ -33,8 +33,11 @@ def is_video_name(name: str | os.PathLike) -> bool:
     return Path(name).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(width, height) after scaling so the shorter side is ``short_side`` (0 keeps the size)."""
+def target_size(width: int, height: int, short_side: int, size: Sequence[int] | None = None) -> tuple[int, int]:
+    """(width, height) after scaling so the shorter side is ``short_side`` (0 keeps the size);
+    ``size`` = (width, height), when given, is the output size whatever the input's."""
+    if size:
+        return int(size[0]), int(size[1])
     if short_side <= 0 or min(width, height) == short_side:
         return width, height
     scale = short_side / min(width, height)
@@ -43,13 +46,16 @@ def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(1, int(round(width * scale))), short_side
 
 
-def resize_short_side(frame: np.ndarray, short_side: int, dst: np.ndarray | None = None) -> np.ndarray:
-    """Scale ``frame`` (H, W, C) so its shorter side is ``short_side`` (into ``dst`` if given).
+def resize_short_side(
+    frame: np.ndarray, short_side: int, dst: np.ndarray | None = None, size: Sequence[int] | None = None
+) -> np.ndarray:
+    """Scale ``frame`` (H, W, C) so its shorter side is ``short_side``, or to ``size`` =
+    (width, height) when given (into ``dst`` if given).
 
     Area interpolation when shrinking (no aliasing), bilinear when enlarging.
     """
     h, w = frame.shape[:2]
-    size = target_size(w, h, short_side)
+    size = target_size(w, h, short_side, size)
     if size == (w, h):
         if dst is None:
             return frame
@@ -113,6 +119,12 @@ class Decoded:
     frames: list[np.ndarray] | np.ndarray
     fps: float
     source_size: tuple[int, int]  # (width, height) as encoded
+    declared: int = 0  # frames the container declares (0: unknown)
+
+    @property
+    def truncated(self) -> bool:
+        """Fewer frames decode than the container declares."""
+        return 0 < self.declared and self.n_frames < self.declared
 
     @property
     def n_frames(self) -> int:
@@ -120,17 +132,23 @@ class Decoded:
 
 
 def decode_video(
-    path: str | os.PathLike, short_side: int = 0, max_missing_frames: int = 0, pool: FramePool | None = None
+    path: str | os.PathLike,
+    short_side: int = 0,
+    max_missing_frames: int = -1,
+    pool: FramePool | None = None,
+    size: Sequence[int] | None = None,
 ) -> Decoded:
-    """Decode every frame of ``path`` and resize it (shorter side ``short_side``; 0 keeps).
+    """Decode every frame of ``path`` and resize it (shorter side ``short_side``; 0 keeps;
+    or to ``size`` = (width, height) when given).
 
     With a ``pool`` the frames are buffers taken from it (give them back with
     ``pool.put(decoded.frames)`` when done).
 
-    A video is rejected (InputError) when FFmpeg cannot open it, when it gives
-    fewer than ``MIN_FRAMES`` frames, when its frame size changes mid-stream, or
-    when it gives more than ``max_missing_frames`` fewer frames than its container
-    declares (truncated or corrupt data).
+    The container's frame count is not trusted: a video is what decodes. It is rejected
+    (InputError) when FFmpeg cannot open it, when it gives fewer than ``MIN_FRAMES``
+    frames, when its frame size changes mid-stream, or, with ``max_missing_frames >= 0``
+    (strict), when it gives more than that many fewer frames than its container
+    declares. ``-1`` keeps such a video with what decodes (``Decoded.truncated``).
     """
     path = check_readable(path)
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
@@ -151,7 +169,7 @@ def decode_video(
                 break
             if src is None:
                 src = frame.shape
-                w, h = target_size(src[1], src[0], short_side)
+                w, h = target_size(src[1], src[0], short_side, size)
                 out_shape = (h, w, 3)
                 if pool is not None:
                     scratch = frame
@@ -161,9 +179,9 @@ def decode_video(
                     f"at frame {len(frames)})"
                 )
             if pool is None:
-                frames.append(resize_short_side(frame, short_side))
+                frames.append(resize_short_side(frame, short_side, size=size))
             else:
-                frames.append(resize_short_side(frame, short_side, dst=pool.get(out_shape)))
+                frames.append(resize_short_side(frame, short_side, dst=pool.get(out_shape), size=size))
     finally:
         cap.release()
     n = len(frames)
@@ -175,17 +193,16 @@ def decode_video(
         )
     # Containers that know their length (AVI, MP4) declare it; FFmpeg reports
     # junk (negative or huge) for streams that do not.
-    if 0 < declared < 1e7 and n < int(round(declared)) - max_missing_frames:
-        raise InputError(
-            f"{path}: truncated or corrupt: decoded {n} of the {int(round(declared))} frames its container declares"
-        )
-    return Decoded(frames, fps, (int(src[1]), int(src[0])))
+    declared_n = int(round(declared)) if 0 < declared < 1e7 else 0
+    if max_missing_frames >= 0 and declared_n and n < declared_n - max_missing_frames:
+        raise InputError(f"{path}: truncated or corrupt: decoded {n} of the {declared_n} frames its container declares")
+    return Decoded(frames, fps, (int(src[1]), int(src[0])), declared_n)
 
 
-def read_video(path: str | os.PathLike, short_side: int = 0, max_missing_frames: int = 0) -> Decoded:
+def read_video(path: str | os.PathLike, short_side: int = 0, max_missing_frames: int = -1) -> Decoded:
     """:func:`decode_video` with the frames stacked into one (n, H, W, 3) BGR array."""
     d = decode_video(path, short_side, max_missing_frames)
-    return Decoded(np.stack(d.frames), d.fps, d.source_size)
+    return Decoded(np.stack(d.frames), d.fps, d.source_size, d.declared)
 
 
 def _riff_shortfall(path: Path) -> str:

@@ -45,6 +45,17 @@ os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import twostream
+from twostream.config import stream_section
+from twostream.preflight import preflight, stale_warning
+
+# Fail before any job (dry run included), in one line naming the key and the path:
+# a dataset root, split folder or split file that does not exist, CUDA where there is none.
+try:
+    preflight(config)
+except ValueError as e:
+    sys.exit(f"twostream: error: {e}")
+if stale_warning(config["decode"]["shards"]):
+    print(stale_warning(config["decode"]["shards"]), file=sys.stderr)
 
 # the installed package (editable install: src/twostream)
 SRC = Path(twostream.__file__).parent
@@ -138,10 +149,7 @@ def all_targets():
 
 def train_section(stream):
     """The `train:` section as one stream sees it (overrides merged), canonical JSON."""
-    sec = dict(config.get("train") or {})
-    overrides = {s: (sec.pop(s, None) or {}) for s in ("rgb", "flow")}
-    sec.update(overrides[stream])
-    return json.dumps(sec, sort_keys=True)
+    return json.dumps(stream_section(config.get("train"), stream), sort_keys=True)
 
 
 def stream_shards(wildcards):

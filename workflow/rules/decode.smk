@@ -4,7 +4,7 @@
 # that the decode stage copies into each shard's provenance). Its inputs are the split
 # files, so editing a split list reruns it; the synthetic dataset's come from `synthesize`.
 # decode: one job per shard, results/frames/{shard}.h5 (+ {shard}.bad.csv, the videos
-# skipped as bad when decode.on_bad_video is skip). Its inputs are the index and the
+# skipped as bad when decode.on_bad_video is skip and the truncated ones kept). Its inputs are the index and the
 # shard's own videos (known once the index exists).
 # bad_videos: the per-shard lists gathered into results/frames/bad_videos.csv.
 

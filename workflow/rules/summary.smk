@@ -3,8 +3,8 @@ rule plots:
         histories=lambda w: expand(
             "results/models/{model}/history.csv", model=trained_models()
         ),
-        frames="results/frames/shard-000.h5",
-        flow="results/flow/shard-000.h5",
+        frames=expand("results/frames/{shard}.h5", shard=shards()),
+        flow=expand("results/flow/{shard}.h5", shard=shards()),
     output:
         curves=report(
             "results/plots/training_curves.png",

@@ -598,7 +598,7 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
     cfg.validate()
     root = Path(root)
@@ -615,7 +615,7 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
         jobs = list(zip(videos.path, videos.label.astype(int), videos.seed.astype(int)))
         chunk = 32
         chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
-        bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress, file=sys.stderr,
+        bar = progress_bar(total=len(jobs), desc="synth", unit="clip", disable=not progress, file=sys.stderr,
                    mininterval=2.0)
         if workers <= 1:
             for c in chunks:

@@ -8,6 +8,7 @@ from ..config import ConfigError
 
 BACKENDS = ("opencv", "torch", "dis")
 STORAGES = ("uint8", "float16")
+LAYOUTS = ("auto", "fixed", "png")
 
 
 @dataclass
@@ -72,6 +73,7 @@ class FlowConfig:
     compile: bool = True  # torch backend: torch.compile the inner iteration (warm-up ~10-20 s per process)
     bound: float = 20.0  # flow is clipped to +-bound pixels/frame before storage
     storage: str = "uint8"  # uint8 (quantized, 128 = zero, rounding) | float16
+    layout: str = "auto"  # auto (fixed when the shard has one frame size, else png) | fixed | png
     tvl1: TVL1Params = field(default_factory=TVL1Params)
     dis: DISParams = field(default_factory=DISParams)
 
@@ -80,6 +82,8 @@ class FlowConfig:
             raise ConfigError(f"flow.backend: must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.storage not in STORAGES:
             raise ConfigError(f"flow.storage: must be one of {', '.join(STORAGES)}, got {self.storage!r}")
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"flow.layout: must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.stopping not in ("opencv", "fixed"):
             raise ConfigError(f"flow.stopping: must be opencv or fixed, got {self.stopping!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):

@@ -5,7 +5,10 @@ between consecutive grayscale frames with the configured backend and writes
 ``results/flow/{shard}.h5``: a video of n frames gets n - 1 fields, field t being
 the motion from frame t to frame t + 1. Values are clipped to +-bound and stored
 quantized to uint8 with rounding (128 = zero; ``store.quantize_flow``) or as
-float16, one pair per chunk, lzf-compressed.
+float16: in one (M, H, W, 2) dataset, one pair per chunk, lzf-compressed, when the
+shard holds one frame size (layout ``fixed``), or one lossless PNG per field when
+its videos differ in size (layout ``png``; ``flow.layout: auto`` chooses).
+Videos are solved in batches of one frame size.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import time
 from dataclasses import asdict
 
+import h5py
 import numpy as np
 
 from ..config import add_params_arguments, section_from_args
@@ -23,6 +27,7 @@ from ..store import (
     FrameShard,
     StoreError,
     atomic_h5,
+    encode_flow_png,
     quantize_flow,
     video_table_to_array,
     write_provenance,
@@ -39,8 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch and OpenCV (0: library default)")
 
 
-def check_frames(shard: FrameShard) -> tuple[int, int]:
-    """Validate a frames shard before any work; returns the frame size (H, W).
+def check_frames(shard: FrameShard) -> list[tuple[int, int]]:
+    """Validate a frames shard before any work; returns its frame sizes (H, W), in order of
+    first appearance (empty for a shard without videos).
 
     Errors name the file and, where it is one video's fault, the video.
     """
@@ -49,17 +55,13 @@ def check_frames(shard: FrameShard) -> tuple[int, int]:
     if key not in f:
         raise StoreError(f"{shard.path}: missing dataset /{key} (codec {shard.codec!r})")
     ds = f[key]
-    if key == "frames":
+    if key == "frames" and len(shard.videos):
         if ds.dtype != np.uint8:
             raise InputError(f"{shard.path}: /frames has dtype {ds.dtype}, expected uint8 RGB")
         if ds.ndim != 4 or ds.shape[-1] != 3:
             raise InputError(f"{shard.path}: /frames has shape {ds.shape}, expected (N, H, W, 3)")
-        H, W = int(ds.shape[1]), int(ds.shape[2])
-    else:
-        H, W = (
-            (int(shard.videos["height"].iloc[0]), int(shard.videos["width"].iloc[0])) if len(shard.videos) else (0, 0)
-        )
     n_rows = len(ds)
+    sizes: dict[tuple[int, int], None] = {}
     for v in shard.videos.itertuples():
         if v.n_frames < 2:
             raise InputError(
@@ -70,14 +72,30 @@ def check_frames(shard: FrameShard) -> tuple[int, int]:
                 f"{shard.path}: video {v.video_id!r} rows {v.offset}..{v.offset + v.n_frames - 1} "
                 f"lie outside /{key} ({n_rows} rows)"
             )
-        if (v.height, v.width) != (H, W):
+        if key == "frames" and (v.height, v.width) != tuple(ds.shape[1:3]):
             raise InputError(
-                f"{shard.path}: video {v.video_id!r} is {v.height}x{v.width} but the shard's first video is "
-                f"{H}x{W}; the flow layout holds one frame size per shard (set decode.short_side so all match)"
+                f"{shard.path}: video {v.video_id!r} is {v.height}x{v.width} but /frames holds "
+                f"{ds.shape[1]}x{ds.shape[2]} frames"
             )
-    if len(shard.videos) and (H < 3 or W < 3):
-        raise InputError(f"{shard.path}: frames of {H}x{W} px are too small for optical flow")
-    return H, W
+        if v.height < 3 or v.width < 3:
+            raise InputError(
+                f"{shard.path}: video {v.video_id!r}: frames of {v.height}x{v.width} px are too small for optical flow"
+            )
+        sizes[(int(v.height), int(v.width))] = None
+    return list(sizes)
+
+
+def choose_layout(requested: str, sizes: list[tuple[int, int]], path: str) -> str:
+    """``fixed`` or ``png`` for a shard of these frame sizes (``flow.layout``)."""
+    if requested == "auto":
+        return "fixed" if len(sizes) <= 1 else "png"
+    if requested == "fixed" and len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sizes[:4])
+        raise InputError(
+            f"{path}: videos of {len(sizes)} frame sizes ({shown}); flow.layout fixed holds one size per "
+            "shard (use flow.layout: auto or png, or decode.size for one size)"
+        )
+    return requested
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -89,9 +107,13 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 def _pair_batches(shard: FrameShard, target: int):
     """Yield (prev, next) uint8 grayscale stacks of consecutive pairs, video after video,
-    in output order, each with at least ``target`` pairs (except the last)."""
+    in output order, each of one frame size and with at least ``target`` pairs (except
+    before a change of size and at the end)."""
     prevs, nexts, n = [], [], 0
     for v in shard.videos.itertuples():
+        if n and prevs[0].shape[1:] != (v.height, v.width):
+            yield np.concatenate(prevs), np.concatenate(nexts)
+            prevs, nexts, n = [], [], 0
         try:
             gray = to_gray(shard.read(v.video_id, np.arange(v.n_frames)))
         except StoreError:
@@ -110,11 +132,15 @@ def _pair_batches(shard: FrameShard, target: int):
 
 def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: bool = True) -> dict:
     """Flow of every video of ``frames_path`` into ``out_path`` (atomic); returns a summary."""
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
     cfg = flow_config(cfg_dict)
     shard = FrameShard(frames_path)
-    H, W = check_frames(shard)
+    sizes = check_frames(shard)
+    layout = choose_layout(cfg.layout, sizes, str(frames_path))
+    if not sizes:
+        print(f"{frames_path}: no videos (every video of the shard was bad?); writing an empty flow shard",
+              file=sys.stderr)  # fmt: skip
     videos = shard.videos.copy()
     n_flow = (videos["n_frames"] - 1).astype(np.int64)
     videos["n_frames"] = n_flow.astype(np.int32)
@@ -129,23 +155,28 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
     t0 = time.perf_counter()
     with atomic_h5(out_path) as f:
         f.create_dataset("videos", data=video_table_to_array(videos))
-        ds = f.create_dataset(
-            "flow",
-            shape=(total, H, W, 2),
-            maxshape=(None, H, W, 2),
-            dtype=dtype,
-            chunks=(1, max(H, 1), max(W, 1), 2),
-            compression="lzf",
-        )
+        if layout == "png":
+            ds = f.create_dataset("flow_png", shape=(total,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8))
+        elif total:
+            H, W = sizes[0]
+            ds = f.create_dataset(
+                "flow", shape=(total, H, W, 2), dtype=dtype, chunks=(1, H, W, 2), compression="lzf"
+            )  # fmt: skip
+        else:  # no videos: no chunks (HDF5 chunks cannot exceed an empty shape)
+            ds = f.create_dataset("flow", shape=(0, 0, 0, 2), dtype=dtype)
         row = 0
         target = max(cfg.batch_size, 32)
-        with tqdm(total=total, desc=f"flow {cfg.backend}", unit="pair", file=sys.stderr, disable=not progress) as bar:
+        with progress_bar(total=total, desc=f"flow {cfg.backend}", unit="pair", file=sys.stderr,
+                          disable=not progress) as bar:  # fmt: skip
             for prev, nxt in _pair_batches(shard, target):
                 flow = backend(prev, nxt)
                 flow = np.clip(flow, -cfg.bound, cfg.bound)
-                ds[row : row + len(flow)] = (
-                    quantize_flow(flow, cfg.bound) if dtype == np.uint8 else flow.astype(np.float16)
-                )
+                stored = quantize_flow(flow, cfg.bound) if dtype == np.uint8 else flow.astype(np.float16)
+                if layout == "png":
+                    data = np.empty(len(stored), dtype=object)
+                    data[:] = [encode_flow_png(x) for x in stored]
+                    stored = data
+                ds[row : row + len(flow)] = stored
                 row += len(flow)
                 bar.update(len(flow))
         assert row == total, (row, total)
@@ -153,6 +184,7 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
             f,
             "flow",
             asdict(cfg),
+            layout=layout,
             backend=cfg.backend,
             storage=cfg.storage,
             bound=float(cfg.bound),
@@ -163,7 +195,8 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
         )
     shard.close()
     seconds = time.perf_counter() - t0
-    return {"pairs": total, "seconds": seconds, "setup_seconds": setup, "device": device, "backend": cfg.backend}
+    return {"pairs": total, "seconds": seconds, "setup_seconds": setup, "device": device, "backend": cfg.backend,
+            "layout": layout}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     s = compute_shard(args.frames, args.out, cfg)
     rate = s["pairs"] / s["seconds"] if s["seconds"] > 0 else float("nan")
     print(
-        f"flow: {s['pairs']} pairs with {s['backend']} on {s['device']} in {s['seconds']:.1f} s "
+        f"flow: {s['pairs']} pairs with {s['backend']} on {s['device']} in {s['seconds']:.1f} s, layout {s['layout']} "
         f"({rate:.1f} pairs/s; set-up {s['setup_seconds']:.1f} s)",
         file=sys.stderr,
     )

@@ -6,7 +6,8 @@ API (stable; the fusion and visualization code builds on it)
     ``arch`` is one of ``ARCHS``: ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` (ImageNet
     layer plans, 7x7/2 stem + 3x3/2 max pool) or ``"small"`` (CPU-sized: 3x3/2 stem, no max
     pool, basic blocks, ``widths`` default (16, 32, 64, 64), ``blocks`` default (1, 1, 1, 1);
-    meant for 64x64 inputs).
+    meant for 64x64 inputs). ``widths`` and ``blocks`` shape ``small`` only: the ImageNet
+    archs ignore them and always have torchvision's plan (and parameter count).
 
 ``STAGES = ("conv1", "res2", "res3", "res4", "res5", "pool", "fc")``
     ``conv1``  stem conv + BN + ReLU (before the max pool)      (N, C, H/2, W/2)
@@ -133,6 +134,8 @@ class ResNet(nn.Module):
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r} (known: {', '.join(ARCHS)})")
         block, default_blocks, default_widths, small = ARCHS[arch]
+        if not small:  # the ImageNet plans are fixed: widths/blocks shape `small` only
+            widths, blocks = None, None
         widths = tuple(int(w) for w in (widths or default_widths))
         blocks = tuple(int(b) for b in (blocks or default_blocks))
         if len(widths) != 4 or len(blocks) != 4:
@@ -331,7 +334,10 @@ def load_pretrained(model: ResNet, source: str | Path | dict) -> list[str]:
             if k.startswith("fc."):
                 skipped.append(k)
                 continue
-            raise InputError(f"{name}: {k} has shape {tuple(v.shape)}, model needs {tuple(own[k].shape)}")
+            raise InputError(
+                f"{name}: not {model.arch} weights: {k} has shape {tuple(v.shape)}, a {model.arch} needs "
+                f"{tuple(own[k].shape)}"
+            )
         new[k] = v
     missing = [k for k in own if k not in new and not k.startswith("fc.")]
     if missing:

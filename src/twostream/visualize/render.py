@@ -259,9 +259,9 @@ def render_vis(
 
     it = range(steps)
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress as progress_bar
 
-        it = tqdm(it, desc=objective.name, leave=False, mininterval=2.0, file=sys.stderr)
+        it = progress_bar(it, desc=objective.name, leave=False, mininterval=2.0, file=sys.stderr)
     with _frozen(model):
         for step in it:
             opt.zero_grad(set_to_none=True)
