@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import math
 import random
 import sys
@@ -39,6 +38,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
+from .codehash import command_hash
 from .config import ConfigError, from_dict, section_from_args
 from .errors import InputError
 from .store import versions
@@ -114,16 +114,6 @@ def train_config(section: dict[str, Any] | None) -> FusionTrainConfig:
     if "train" in d or any(k in d for k in GRID_KEYS):
         d = dict(d.get("train") or {})
     return from_dict(FusionTrainConfig, d, "fusion.train")
-
-
-def code_hash() -> str:
-    root = Path(__file__).parent
-    h = hashlib.sha1()
-    for f in [root / "fusion_train.py", root / "train.py", root / "data.py", root / "store.py",
-              *sorted((root / "models").glob("*.py"))]:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
 
 
 # ------------------------------------------------------------------ building blocks
@@ -239,7 +229,7 @@ def main(args: argparse.Namespace) -> int:
               "rgb_checkpoint": str(args.rgb_checkpoint), "flow_checkpoint": str(args.flow_checkpoint)}
     fingerprint = {"config": dataclasses.asdict(cfg), "cell": [method, position, seed], "inputs": inputs,
                    "streams": [rgb_ck.get("code"), flow_ck.get("code"), rgb_ck.get("epoch"), flow_ck.get("epoch")],
-                   "code": code_hash()}
+                   "code": command_hash("train-fusion")}
     optimizer = build_optimizer(model, cfg) if epochs else None
     scheduler = build_scheduler(optimizer, cfg) if epochs else None
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import math
 import random
 import sys
@@ -49,6 +48,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
+from .codehash import command_hash
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args
 from .data import ClipDataset, worker_init
 from .errors import InputError
@@ -111,16 +111,6 @@ def stream_config(section: dict[str, Any], stream: str) -> TrainConfig:
     from_dict(TrainConfig, over, f"train.{stream}")  # validates the override keys
     d.update(over)
     return from_dict(TrainConfig, d, "train")
-
-
-def code_hash() -> str:
-    """Hash of the source files training runs (part of the resume fingerprint)."""
-    root = Path(__file__).parent
-    h = hashlib.sha1()
-    for f in [root / "train.py", root / "data.py", root / "store.py", *sorted((root / "models").glob("*.py"))]:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
 
 
 # ------------------------------------------------------------------ building blocks
@@ -259,7 +249,7 @@ def main(args: argparse.Namespace) -> int:
     scheduler = build_scheduler(optimizer, cfg)
     inputs = {"frames": [Path(p).name for p in data_kw["frames"]], "flow": [Path(p).name for p in data_kw["flow"]]}
     fingerprint = {"config": dataclasses.asdict(cfg), "stream": stream, "inputs": inputs,
-                   "num_classes": train_ds.num_classes, "code": code_hash()}
+                   "num_classes": train_ds.num_classes, "code": command_hash("train")}
 
     history: list[dict] = []
     start = 0

@@ -36,7 +36,7 @@ rule train_fusion:
         gpu=1,
     params:
         cfg=fusion_train_section,
-        code=code_hash("fusion"),
+        code=code_hash("train-fusion"),
         out=lambda wc: f"results/models/fusion-{wc.method}-{wc.position}-s{wc.seed}",
     shell:
         "twostream train-fusion --method {wildcards.method} --position {wildcards.position:q}"
