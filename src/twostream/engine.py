@@ -322,6 +322,8 @@ def fit(*, tag: str, section: str, model: nn.Module, forward: Callable, optimize
     out = Path(out)
     resume_path = out / "resume.pt"
     fingerprint = dict(fingerprint, **({"processes": run.world} if run.world > 1 else {}))
+    if run.world > 1:  # the model is built alike everywhere; dropout masks differ per process
+        torch.manual_seed(seed + 7919 * run.rank)
     start, history = _resume(resume_path, fingerprint, model, optimizer, scheduler, run, tag) if epochs else (0, [])
     if run.world > 1:
         dist.barrier()  # every process has read resume.pt before rank 0 replaces it

@@ -48,6 +48,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from twostream.codehash import command_hash as code_hash
 
 
+def launcher(wildcards, resources):
+    """The command that starts training: `twostream`, or with N > 1 GPUs asked for
+    (resources gpu, e.g. in the SLURM profile) N processes, one per GPU, by torchrun.
+    """
+    gpus = int(resources.get("gpu", 0) or 0)
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m twostream"
+    return "twostream"
+
+
 def section(name):
     """A config section as a canonical JSON string: a plain, repr-comparable param."""
     return json.dumps(config.get(name, {}), sort_keys=True)
