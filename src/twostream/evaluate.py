@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -195,8 +196,6 @@ def main(args: argparse.Namespace) -> int:
 
 def read_scores(path: str | Path) -> dict[str, Any]:
     """Read a ``scores.h5`` back: scores, logits, labels, video_id, class_names, attrs."""
-    import h5py
-
     with h5py.File(path, "r") as f:
         return {
             "scores": f["scores"][()], "logits": f["logits"][()], "labels": f["labels"][()],
