@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,21 +18,9 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from twostream.engine import build_scheduler, fit, seed_everything, setup
+from twostream.fusion_train import FusionTrainConfig
 
 N_ITEMS = 21  # with a global batch of 8: batches of 8, 8 and 5 (5 = 3 + 2 items on two processes)
-
-
-@dataclass
-class Settings:
-    epochs: int = 3
-    batch_size: int = 8
-    lr: float = 0.2
-    schedule: str = "step"
-    lr_steps: list[int] = field(default_factory=lambda: [2])
-    lr_gamma: float = 0.5
-    clip_grad: float = 5.0
-    label_smoothing: float = 0.0
-    amp: bool = False
 
 
 class Items(Dataset):
@@ -76,7 +63,8 @@ def main() -> None:
     run = setup("cpu", threads=int(os.environ.get("WORLD_SIZE", "1")))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = Settings()
+    cfg = FusionTrainConfig(epochs=3, batch_size=8, lr=0.2, schedule="step", lr_steps=[2], lr_gamma=0.5,
+                            clip_grad=5.0)  # the fit loop's settings (the rest is not read here)
     seed_everything(0)
     model = Net(a.dropout)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=1e-3)
