@@ -399,7 +399,7 @@ def test_conv_fusion_at_spatial_stage_solves_conjunction_late_fusion_cannot(trai
 
 
 def test_fusion_training_resumes_to_the_same_weights(trained, monkeypatch):
-    import twostream.fusion_train as ft
+    import twostream.engine as engine
     from twostream.models import read_checkpoint
 
     root = trained[0]
@@ -408,7 +408,7 @@ def test_fusion_training_resumes_to_the_same_weights(trained, monkeypatch):
     whole = read_checkpoint(root / "models" / "fusion-concat-res3-s0" / "checkpoint.pt")
     (root / "models" / "fusion-concat-res3-s0" / "checkpoint.pt").unlink()
 
-    real, calls = ft.train_one_epoch, []
+    real, calls = engine.train_one_epoch, []
 
     def crash_in_second_epoch(*a, **kw):
         calls.append(1)
@@ -416,11 +416,11 @@ def test_fusion_training_resumes_to_the_same_weights(trained, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real(*a, **kw)
 
-    monkeypatch.setattr(ft, "train_one_epoch", crash_in_second_epoch)
+    monkeypatch.setattr(engine, "train_one_epoch", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_and_evaluate(trained, "concat", "res3", settings)
     assert (root / "models" / "fusion-concat-res3-s0" / "resume.pt").exists()
-    monkeypatch.setattr(ft, "train_one_epoch", real)
+    monkeypatch.setattr(engine, "train_one_epoch", real)
     train_and_evaluate(trained, "concat", "res3", settings)
     again = read_checkpoint(root / "models" / "fusion-concat-res3-s0" / "checkpoint.pt")
     assert len(again["history"]) == 2

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow
 # Rules downstream of each stage in the DAG (by the workflow's design).
 PLOT_RULES = {"plots"}
 TABLE_RULES = {"ablation_table", "findings"} | PLOT_RULES  # findings includes the ablation's findings
-DOWNSTREAM_OF_FLOW = {"flow", "train_stream", "train_fusion", "evaluate", "visualize", "visualize_summary",
-                      "findings_model"} | TABLE_RULES
+DOWNSTREAM_OF_TRAIN = {"train_stream", "train_fusion", "evaluate", "visualize", "visualize_summary",
+                       "findings_model"} | TABLE_RULES
+DOWNSTREAM_OF_FLOW = {"flow"} | DOWNSTREAM_OF_TRAIN
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +104,37 @@ def test_new_fusion_entry_schedules_its_training_evaluation_and_tables(finished,
     assert set(counts) <= TABLE_RULES, counts
 
 
-def test_editing_plot_code_reruns_only_plots(finished, tmp_path):
+def edited_copy(finished: Path, tmp_path: Path, module: str) -> Path:
+    """A copy of the finished project with one line appended to src/twostream/<module>
+    (created when missing)."""
     work = tmp_path / "work"
     shutil.copytree(finished, work, symlinks=True)
-    code = work / "src" / "twostream" / "plots.py"
-    code.write_text(code.read_text() + "\n# an edit\n")
-    jobs = tiny_run.scheduled(work)
+    code = work / "src" / "twostream" / module
+    code.write_text((code.read_text() if code.exists() else "") + "\n# an edit\n")
+    return work
+
+
+def test_editing_plot_code_reruns_only_plots(finished, tmp_path):
+    jobs = tiny_run.scheduled(edited_copy(finished, tmp_path, "plots.py"))
     assert jobs and rules_of(jobs) <= PLOT_RULES, rules_of(jobs)
+
+
+def test_editing_a_module_training_imports_reruns_training_and_downstream(finished, tmp_path):
+    # training imports twostream.models, whose __init__ imports models/fusion.py: the hand-kept
+    # file list that came before the import closure missed it
+    jobs = tiny_run.scheduled(edited_copy(finished, tmp_path, "models/fusion.py"))
+    rules = rules_of(jobs)
+    assert {"train_stream", "train_fusion", "evaluate", "ablation_table"} <= rules, rules
+    assert rules <= DOWNSTREAM_OF_TRAIN, rules - DOWNSTREAM_OF_TRAIN
+    assert all("Code has changed" in j["reason"] or "Params have changed" in j["reason"]
+               for j in jobs if j["rule"] == "train_stream"), [j["reason"] for j in jobs]
+
+
+def test_editing_a_module_only_the_table_imports_reruns_the_table(finished, tmp_path):
+    # no training, evaluation or visualization imports ablation.py
+    jobs = tiny_run.scheduled(edited_copy(finished, tmp_path, "ablation.py"))
+    assert jobs and rules_of(jobs) <= TABLE_RULES, rules_of(jobs)
+
+
+def test_editing_a_module_no_stage_imports_reruns_nothing(finished, tmp_path):
+    assert tiny_run.scheduled(edited_copy(finished, tmp_path, "not_imported.py")) == []

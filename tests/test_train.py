@@ -95,7 +95,7 @@ def test_sigkill_then_rerun_equals_uninterrupted(shards, tmp_path):
     assert not (out / "checkpoint.pt").exists()
     r = subprocess.run(_cmd(shards, out, params), env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert f"resuming rgb after epoch {done}" in r.stderr
+    assert f"twostream train: resuming after epoch {done}" in r.stderr
     assert ref.wait() == 0
     a = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=False)
     b = torch.load(out / "checkpoint.pt", weights_only=False)

@@ -40,6 +40,8 @@ from scipy.stats import binomtest
 
 from .config import add_params_arguments, from_dict, section_from_args
 from .errors import InputError
+from .models import read_checkpoint
+from .models.resnet import STAGES
 from .store import atomic_path
 
 MODEL_RE = re.compile(r"^fusion-(?P<method>[a-z0-9_]+)-(?P<position>[a-z0-9_+]+)-s(?P<seed>\d+)$")
@@ -164,8 +166,6 @@ def chance_levels(classes: pd.DataFrame) -> dict[str, float]:
 
 def count_parameters(path: Path) -> int:
     """Parameters of a checkpoint's model (state_dict tensors that are not BN statistics)."""
-    from .models import read_checkpoint
-
     state = read_checkpoint(path)["model"]
     skip = ("running_mean", "running_var", "num_batches_tracked")
     return int(sum(v.numel() for k, v in state.items() if not k.endswith(skip)))
@@ -409,8 +409,6 @@ def _where_to_fuse(summary: pd.DataFrame, chance: dict, cfg: TableConfig) -> lis
 
 # --------------------------------------------------------------------------- figures
 def position_order(positions) -> list[str]:
-    from .models.resnet import STAGES
-
     def key(p: str):
         first = p.split("+")[0]
         return (STAGES.index(first) if first in STAGES else len(STAGES), p.count("+"), p)

@@ -31,14 +31,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader
-from .progress import progress as progress_bar
 
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args
+from .data import ClipDataset
+from .engine import make_loader, predict_videos, setup
 from .errors import InputError
+from .models import load_model
 from .store import atomic_h5, atomic_path, write_provenance
 
 
@@ -58,43 +59,6 @@ class EvalConfig:
             raise ConfigError(f"evaluate.crops must be 1 or 10, got {self.crops!r}")
         if int(self.frames) < 1 or int(self.batch_size) < 1:
             raise ConfigError("evaluate.frames and evaluate.batch_size must be >= 1")
-
-
-@torch.no_grad()
-def predict_videos(
-    model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-video (softmax, logits) averaged over every view the loader yields.
-
-    Items are dicts with the model's modalities as (B, views, C, H, W) tensors and
-    ``"video"`` (row of ``loader.dataset.videos``).
-    """
-    from .models import call_model
-
-    model.eval()
-    n_videos = len(loader.dataset.videos)
-    prob_sum = logit_sum = None
-    count = np.zeros(n_videos)
-    amp = amp and device.type == "cuda"
-    bar = progress_bar(loader, desc="evaluate", file=sys.stderr, leave=False, disable=not progress, mininterval=2.0)
-    for batch in bar:
-        inputs = {m: batch[m].to(device, non_blocking=True) for m in model.modalities}
-        B, V = next(iter(inputs.values())).shape[:2]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = call_model(model, {m: x.flatten(0, 1) for m, x in inputs.items()}).float()
-        logits = logits.view(B, V, -1)
-        probs = logits.softmax(-1).sum(1).cpu().double().numpy()
-        lsum = logits.sum(1).cpu().double().numpy()
-        if prob_sum is None:
-            prob_sum = np.zeros((n_videos, probs.shape[1]))
-            logit_sum = np.zeros_like(prob_sum)
-        vid = batch["video"].numpy()
-        np.add.at(prob_sum, vid, probs)
-        np.add.at(logit_sum, vid, lsum)
-        np.add.at(count, vid, V)
-    if prob_sum is None or np.any(count == 0):
-        raise InputError("evaluation saw no views of some videos")
-    return prob_sum / count[:, None], logit_sum / count[:, None]
 
 
 def read_classes(path: str | Path) -> pd.DataFrame:
@@ -183,14 +147,8 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, title: st
 
 
 def main(args: argparse.Namespace) -> int:
-    from .data import ClipDataset, worker_init
-    from .models import load_model
-    from .train import pick_device
-
     cfg = from_dict(EvalConfig, section_from_args(args, "evaluate"), "evaluate")
-    if args.threads:
-        torch.set_num_threads(int(args.threads))
-    device = pick_device(args.device)
+    device = setup(args.device, args.threads, cfg.workers).device
     model, ckpt = load_model(args.checkpoint, map_location="cpu")
     model.to(device)
     data = ckpt.get("data") or {}
@@ -206,8 +164,7 @@ def main(args: argparse.Namespace) -> int:
     if len(names) != ds.num_classes and ds.num_classes > len(names):
         raise InputError(f"{args.checkpoint}: model knows {len(names)} classes, the shards have {ds.num_classes}")
     classes = read_classes(args.classes) if args.classes else None
-    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
-                        pin_memory=device.type == "cuda", worker_init_fn=worker_init)
+    loader = make_loader(ds, cfg.batch_size, cfg.workers, device)
     print(f"twostream evaluate: {args.checkpoint}, {len(ds.videos)} test videos x {cfg.frames} frames x "
           f"{cfg.crops} crops, device {device}", file=sys.stderr)
     probs, logits = predict_videos(model, loader, device, amp=cfg.amp)
@@ -239,8 +196,6 @@ def main(args: argparse.Namespace) -> int:
 
 def read_scores(path: str | Path) -> dict[str, Any]:
     """Read a ``scores.h5`` back: scores, logits, labels, video_id, class_names, attrs."""
-    import h5py
-
     with h5py.File(path, "r") as f:
         return {
             "scores": f["scores"][()], "logits": f["logits"][()], "labels": f["labels"][()],
@@ -265,5 +220,5 @@ def run(args: argparse.Namespace) -> int:
     return main(args)
 
 
-__all__ = ["EvalConfig", "predict_videos", "compute_metrics", "read_classes", "confusion_matrix",
+__all__ = ["EvalConfig", "compute_metrics", "read_classes", "confusion_matrix",
            "plot_confusion", "read_scores", "main"]

@@ -15,33 +15,32 @@ the T = ``pool3d_segments`` frames are merged by 3D pooling (``*_pool3d``). Late
 
 Writes ``OUT/checkpoint.pt`` (the dict of ``twostream.train``: ``spec``, ``model``,
 ``data``, ``class_names``, ``config`` ...) and ``OUT/history.csv`` (``epoch, loss,
-train_acc, val_acc, lr, seconds``). After every epoch the state goes to ``OUT/resume.pt``
-(not a Snakemake output); a rerun with the same settings, inputs and code continues from
-it, and on CPU ends with exactly the weights of an uninterrupted run.
+train_acc, val_acc, lr, seconds``). The fit loop, resuming and data parallel training are
+``twostream.engine``'s: after every epoch the state goes to ``OUT/resume.pt`` (not a
+Snakemake output); a rerun with the same settings, inputs and code continues from it, and
+on CPU ends with exactly the weights of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import math
-import random
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, RandomSampler
-from .progress import progress as progress_bar
 
+from .codehash import command_hash
 from .config import ConfigError, from_dict, section_from_args
+from .data import ClipDataset
+from .engine import build_scheduler, fit, seed_everything, setup
 from .errors import InputError
-from .store import versions
+from .models import load_model
+from .models.fusion import LATE_METHODS, count_parameters, fuse_streams, parse_position
+from .train import add_output_arguments
 
 GRID_KEYS = ("grid", "table")  # fusion sections that are not training settings
 
@@ -116,21 +115,9 @@ def train_config(section: dict[str, Any] | None) -> FusionTrainConfig:
     return from_dict(FusionTrainConfig, d, "fusion.train")
 
 
-def code_hash() -> str:
-    root = Path(__file__).parent
-    h = hashlib.sha1()
-    for f in [root / "fusion_train.py", root / "train.py", root / "data.py", root / "store.py",
-              *sorted((root / "models").glob("*.py"))]:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
 # ------------------------------------------------------------------ building blocks
 def load_streams(rgb_path: str | Path, flow_path: str | Path):
     """The two trained stream models and their checkpoints."""
-    from .models import load_model
-
     rgb, rgb_ck = load_model(rgb_path)
     flow, flow_ck = load_model(flow_path)
     for path, m, want in ((rgb_path, rgb, ("rgb",)), (flow_path, flow, ("flow",))):
@@ -142,8 +129,6 @@ def load_streams(rgb_path: str | Path, flow_path: str | Path):
 
 
 def build_fused(method: str, position: str, rgb, flow, cfg: FusionTrainConfig):
-    from .models.fusion import fuse_streams
-
     return fuse_streams(rgb, flow, method, position, bilinear_dim=cfg.bilinear_dim, conv_init=tuple(cfg.conv_init),
                         late_weights=tuple(cfg.late_weights), dropout=cfg.dropout,
                         conv3d_kernel=tuple(cfg.conv3d_kernel))
@@ -168,120 +153,35 @@ def build_optimizer(model: nn.Module, cfg: FusionTrainConfig) -> torch.optim.Opt
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: FusionTrainConfig):
-    from .train import TrainConfig, build_scheduler as stream_scheduler
-
-    return stream_scheduler(opt, TrainConfig(schedule=cfg.schedule, lr_steps=list(cfg.lr_steps),
-                                             lr_gamma=cfg.lr_gamma, epochs=max(cfg.epochs, 1)))
-
-
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    device: torch.device, cfg: FusionTrainConfig, epoch: int) -> dict[str, float]:
-    """One epoch over clips ``{"rgb": (B, T, 3, S, S), "flow": (B, T, 2L, S, S), "label"}``.
-
-    The loop of ``twostream.train.train_one_epoch`` for a model taking both modalities as
-    clips (the fused network merges the T snippets itself).
-    """
-    model.train()
-    crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    total, correct, loss_sum = 0, 0, 0.0
-    amp = cfg.amp and device.type == "cuda"
-    bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False, mininterval=2.0)
-    for batch in bar:
-        inputs = [batch[m].to(device, non_blocking=True) for m in model.modalities]
-        y = batch["label"].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(*inputs)
-            loss = crit(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_grad > 0:
-            nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.clip_grad)
-        optimizer.step()
-        n = y.numel()
-        total += n
-        loss_sum += float(loss.detach()) * n
-        correct += int((logits.argmax(1) == y).sum())
-        bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
-    bar.close()
-    if not math.isfinite(loss_sum):
-        raise InputError(f"fusion training diverged in epoch {epoch + 1} (loss is not finite); lower fusion.train.lr")
-    return {"loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1)}
-
-
 # ------------------------------------------------------------------ main
 def main(args: argparse.Namespace) -> int:
-    from .data import ClipDataset
-    from .train import evaluate, pick_device, rng_state, save, set_rng_state, write_history
-
     cfg = train_config(section_from_args(args, "fusion"))
     method, position, seed = args.method, args.position, int(args.seed)
-    from .models.fusion import LATE_METHODS, parse_position
-
     parse_position(method, position)  # a clear error before any loading
-    if args.threads:
-        torch.set_num_threads(int(args.threads))
-    device = pick_device(args.device)
     workers = cfg.workers if args.workers is None else int(args.workers)
+    run = setup(args.device, args.threads, workers)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
+    seed_everything(seed)
     rgb, rgb_ck, flow, flow_ck = load_streams(args.rgb_checkpoint, args.flow_checkpoint)
-    model = build_fused(method, position, rgb, flow, cfg).to(device)
+    model = build_fused(method, position, rgb, flow, cfg).to(run.device)
     flow_length = int(flow.flow_length)
     crop_size = int(cfg.crop_size or (rgb_ck.get("data") or {}).get("crop_size") or 224)
-    class_names = list(rgb_ck.get("class_names") or [])
     epochs = 0 if method in LATE_METHODS else cfg.epochs
     inputs = {"frames": [Path(p).name for p in args.frames or []], "flow": [Path(p).name for p in args.flow or []],
               "rgb_checkpoint": str(args.rgb_checkpoint), "flow_checkpoint": str(args.flow_checkpoint)}
     fingerprint = {"config": dataclasses.asdict(cfg), "cell": [method, position, seed], "inputs": inputs,
                    "streams": [rgb_ck.get("code"), flow_ck.get("code"), rgb_ck.get("epoch"), flow_ck.get("epoch")],
-                   "code": code_hash()}
+                   "code": command_hash("train-fusion")}
     optimizer = build_optimizer(model, cfg) if epochs else None
     scheduler = build_scheduler(optimizer, cfg) if epochs else None
+    if run.main:
+        print(f"twostream train-fusion: {method} at {position}, seed {seed}, {count_parameters(model)} parameters, "
+              f"{epochs} epochs, device {run.device}, {torch.get_num_threads()} threads, {workers} workers, "
+              f"{run.world} process(es)", file=sys.stderr)
 
-    history: list[dict] = []
-    start = 0
-    resume_path = out / "resume.pt"
-    if epochs and resume_path.exists():
-        try:
-            ck = torch.load(resume_path, map_location=device, weights_only=False)
-            same = ck.get("fingerprint") == fingerprint
-        except Exception as e:  # noqa: BLE001 - a corrupt resume file means starting over
-            print(f"twostream train-fusion: ignoring unreadable {resume_path} ({e})", file=sys.stderr)
-            ck, same = None, False
-        if ck is not None and not same:
-            print(f"twostream train-fusion: {resume_path} was made by other settings, inputs or code; "
-                  "starting over", file=sys.stderr)
-        if same:
-            model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            scheduler.load_state_dict(ck["scheduler"])
-            set_rng_state(ck["rng"])
-            history = list(ck["history"])
-            start = int(ck["epoch"])
-            print(f"twostream train-fusion: resuming after epoch {start} from {resume_path}", file=sys.stderr)
-
-    from .models.fusion import count_parameters
-
-    print(f"twostream train-fusion: {method} at {position}, seed {seed}, {count_parameters(model)} parameters, "
-          f"{epochs} epochs, device {device}, {torch.get_num_threads()} threads", file=sys.stderr)
-
-    def checkpoint(epoch: int) -> dict:
-        return {
-            "spec": model.spec, "model": model.state_dict(),
-            "data": {"modalities": list(model.modalities), "flow_length": flow_length, "crop_size": crop_size},
-            "class_names": class_names, "config": dataclasses.asdict(cfg), "cell": {"method": method,
-            "position": position, "seed": seed}, "inputs": inputs,
-            "optimizer": optimizer.state_dict() if optimizer else None,
-            "scheduler": scheduler.state_dict() if scheduler else None, "rng": rng_state(), "epoch": epoch,
-            "history": history, "fingerprint": fingerprint, "code": fingerprint["code"],
-            "n_parameters": count_parameters(model), "versions": versions(),
-        }
-
+    train_ds = val_ds = None
     if epochs:
         data_kw = dict(frames=[str(p) for p in args.frames or []], flow=[str(p) for p in args.flow or []],
                        modalities=("rgb", "flow"), flow_length=flow_length, crop_size=crop_size)
@@ -291,30 +191,20 @@ def main(args: argparse.Namespace) -> int:
         if train_ds.num_classes != model.num_classes:
             raise InputError(f"{args.frames[0]}: shards have {train_ds.num_classes} classes, the streams "
                              f"{model.num_classes}")
-        val_loader = None
         if cfg.val_frames:
             val_ds = ClipDataset(split="test", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
-            val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=workers)
-        for epoch in range(start, epochs):
-            t0 = time.perf_counter()
-            train_ds.set_epoch(epoch)
-            gen = torch.Generator().manual_seed(seed * 100003 + epoch)
-            loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=RandomSampler(train_ds, generator=gen),
-                                num_workers=workers, pin_memory=device.type == "cuda")
-            lr = optimizer.param_groups[-1]["lr"]
-            stats = train_one_epoch(model, loader, optimizer, device, cfg, epoch)
-            scheduler.step()
-            val_acc = evaluate(model, val_loader, device, amp=cfg.amp) if val_loader is not None else float("nan")
-            row = {"epoch": epoch + 1, **stats, "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - t0}
-            history.append(row)
-            print(f"epoch {epoch + 1}/{epochs} loss {row['loss']:.4f} train {row['train_acc']:.3f} "
-                  f"val {val_acc:.3f} lr {lr:.2g} {row['seconds']:.1f}s", file=sys.stderr)
-            save(checkpoint(epoch + 1), resume_path)
-            write_history(history, out / "history.csv")
 
-    save(checkpoint(epochs), out / "checkpoint.pt")
-    write_history(history, out / "history.csv")
-    resume_path.unlink(missing_ok=True)
+    def forward(net: nn.Module, batch: dict) -> torch.Tensor:
+        """Clips {"rgb": (B, T, 3, S, S), "flow": (B, T, 2L, S, S)}: the fused network merges the T snippets."""
+        return net(*[batch[m].to(run.device, non_blocking=True) for m in model.modalities])
+
+    meta = {"data": {"modalities": list(model.modalities), "flow_length": flow_length, "crop_size": crop_size},
+            "class_names": list(rgb_ck.get("class_names") or []), "config": dataclasses.asdict(cfg),
+            "cell": {"method": method, "position": position, "seed": seed}, "inputs": inputs,
+            "n_parameters": count_parameters(model)}
+    fit(tag="twostream train-fusion", section="fusion.train", model=model, forward=forward, optimizer=optimizer,
+        scheduler=scheduler, cfg=cfg, run=run, train_ds=train_ds, val_ds=val_ds, seed=seed, epochs=epochs,
+        workers=workers, out=out, fingerprint=fingerprint, meta=meta)
     return 0
 
 
@@ -326,8 +216,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flow-checkpoint", required=True, help="trained motion stream checkpoint.pt")
     p.add_argument("--frames", nargs="*", default=[], help="frames shards")
     p.add_argument("--flow", nargs="*", default=[], help="flow shards")
-    from .train import add_output_arguments
-
     add_output_arguments(p, "fusion.train")
 
 
@@ -335,5 +223,4 @@ def run(args: argparse.Namespace) -> int:
     return main(args)
 
 
-__all__ = ["FusionTrainConfig", "train_config", "train_one_epoch", "build_optimizer", "load_streams",
-           "build_fused", "main"]
+__all__ = ["FusionTrainConfig", "train_config", "build_optimizer", "load_streams", "build_fused", "main"]

@@ -4,18 +4,19 @@
 [--params JSON | --config FILE] [--threads N] [--device auto|cpu|cuda] [--workers N]``
 
 writes ``DIR/checkpoint.pt`` (the final model) and ``DIR/history.csv`` (``epoch, loss,
-train_acc, val_acc, lr, seconds``), in the style of torchvision's reference scripts
-(``train_one_epoch`` / ``evaluate`` / ``main(args)``).
+train_acc, val_acc, lr, seconds``). This module builds the data, the model and its step;
+``twostream.engine`` runs the fit loop (torchvision-style ``train_one_epoch`` / ``evaluate``),
+data parallel under ``torchrun --nproc_per_node N``.
 
 Resuming. After every epoch the complete state (model, optimizer, scheduler, RNG states,
-history, the settings and inputs that made it, and a hash of this code) is written
-atomically to ``DIR/resume.pt``, which is not a Snakemake output, so Snakemake does not delete
-it when a killed job is rerun. A run whose settings, inputs and code match ``resume.pt``
-continues after its last epoch; otherwise it starts over (and says why). The data
-randomness of item ``i`` in epoch ``e`` depends only on ``(seed, e, i)``, the shuffling on
-``(seed, e)``, and dropout on the restored torch RNG, so on CPU (with the same thread
-count) a resumed run ends with exactly the weights of an uninterrupted one. ``resume.pt``
-is removed when the run completes.
+history, the settings and inputs that made it, and a hash of the code ``twostream train``
+imports) is written atomically to ``DIR/resume.pt``, which is not a Snakemake output, so
+Snakemake does not delete it when a killed job is rerun. A run whose settings, inputs and
+code match ``resume.pt`` continues after its last epoch; otherwise it starts over (and says
+why). The data randomness of item ``i`` in epoch ``e`` depends only on ``(seed, e, i)``, the
+shuffling on ``(seed, e)``, and dropout on the restored torch RNG, so on CPU (with the same
+thread count) a resumed run ends with exactly the weights of an uninterrupted one.
+``resume.pt`` is removed when the run completes.
 
 Checkpoint dict (``checkpoint.pt`` and ``resume.pt``): ``spec`` (rebuilds the model, see
 ``twostream.models.build_model``), ``model`` (state_dict), ``data`` (``modalities``,
@@ -33,26 +34,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import math
-import random
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, RandomSampler
-from .progress import progress as progress_bar
 
+from .codehash import command_hash
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args
-from .data import ClipDataset, worker_init
-from .errors import InputError
-from .store import atomic_path, versions
+from .data import ClipDataset
+from .engine import build_scheduler, fit, pick_device, seed_everything, setup
+from .models import stream_model
 
 STREAM_KEYS = ("rgb", "flow")
 
@@ -113,25 +107,7 @@ def stream_config(section: dict[str, Any], stream: str) -> TrainConfig:
     return from_dict(TrainConfig, d, "train")
 
 
-def code_hash() -> str:
-    """Hash of the source files training runs (part of the resume fingerprint)."""
-    root = Path(__file__).parent
-    h = hashlib.sha1()
-    for f in [root / "train.py", root / "data.py", root / "store.py", *sorted((root / "models").glob("*.py"))]:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
 # ------------------------------------------------------------------ building blocks
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device available")
-    return torch.device(name)
-
-
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for n, p in model.named_parameters():
@@ -142,88 +118,10 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     )
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
-    """Stepped once per epoch."""
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_steps), gamma=cfg.lr_gamma)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-
-
 def segment_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, K, C, H, W) snippets -> (B, classes) logits averaged over the K segments."""
     B, K = x.shape[:2]
     return model(x.flatten(0, 1)).view(B, K, -1).mean(1)
-
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    cfg: TrainConfig,
-    modality: str,
-    epoch: int,
-) -> dict[str, float]:
-    model.train()
-    crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    total, correct, loss_sum = 0, 0, 0.0
-    amp = cfg.amp and device.type == "cuda"
-    bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False, mininterval=2.0)
-    for batch in bar:
-        x = batch[modality].to(device, non_blocking=True)
-        y = batch["label"].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = segment_logits(model, x)
-            loss = crit(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_grad > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-        optimizer.step()
-        n = y.numel()
-        total += n
-        loss_sum += float(loss.detach()) * n
-        correct += int((logits.argmax(1) == y).sum())
-        bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
-    bar.close()
-    if not math.isfinite(loss_sum):
-        raise InputError(f"training diverged in epoch {epoch + 1} (loss is not finite); lower train.lr")
-    return {"loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1)}
-
-
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False) -> float:
-    """Video-level accuracy with the test protocol of ``loader``'s dataset."""
-    from .evaluate import predict_videos
-
-    probs, _ = predict_videos(model, loader, device, amp=amp, progress=False)
-    labels = loader.dataset.labels
-    return float((probs.argmax(1) == labels).mean())
-
-
-def rng_state() -> dict[str, Any]:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def set_rng_state(st: dict[str, Any]) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def write_history(history: list[dict], path: Path) -> None:
-    cols = ["epoch", "loss", "train_acc", "val_acc", "lr", "seconds"]
-    with atomic_path(path) as tmp:
-        pd.DataFrame(history, columns=cols).to_csv(tmp, index=False)
-
-
-def save(obj: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 # ------------------------------------------------------------------ main
@@ -231,97 +129,41 @@ def main(args: argparse.Namespace) -> int:
     section = section_from_args(args, "train")
     stream = args.stream
     cfg = stream_config(section, stream)
-    device = pick_device(args.device)
     workers = cfg.workers if args.workers is None else int(args.workers)
-    if args.threads:  # the job's threads: on CPU, loader workers take theirs from it
-        n = int(args.threads) - (workers if device.type == "cpu" else 0)
-        torch.set_num_threads(max(1, n))
+    run = setup(args.device, args.threads, workers)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames = [str(p) for p in (args.frames or [])]
     flow = [str(p) for p in (args.flow or [])]
-    modality = stream
     data_kw = dict(frames=frames if stream == "rgb" else (), flow=flow if stream == "flow" else (),
-                   modalities=(modality,), flow_length=cfg.flow_length, crop_size=cfg.crop_size)
+                   modalities=(stream,), flow_length=cfg.flow_length, crop_size=cfg.crop_size)
     train_ds = ClipDataset(split="train", mode="train", segments=cfg.segments, scales=cfg.scales,
                            flip=cfg.flip, seed=cfg.seed, **data_kw)
     val_ds = ClipDataset(split="test", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
 
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
-    from .models import stream_model
-
+    seed_everything(cfg.seed)
     model = stream_model(stream, train_ds.num_classes, arch=cfg.arch, flow_length=cfg.flow_length,
                          dropout=cfg.dropout, widths=cfg.widths, blocks=cfg.blocks, flow_std=cfg.flow_std,
-                         pretrained=cfg.pretrained, flow_mean_subtraction=cfg.flow_mean_subtraction).to(device)
+                         pretrained=cfg.pretrained, flow_mean_subtraction=cfg.flow_mean_subtraction).to(run.device)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
     inputs = {"frames": [Path(p).name for p in data_kw["frames"]], "flow": [Path(p).name for p in data_kw["flow"]]}
     fingerprint = {"config": dataclasses.asdict(cfg), "stream": stream, "inputs": inputs,
-                   "num_classes": train_ds.num_classes, "code": code_hash()}
+                   "num_classes": train_ds.num_classes, "code": command_hash("train")}
+    if run.main:
+        print(f"twostream train: {stream} stream, {len(train_ds)} train / {len(val_ds.videos)} val videos, "
+              f"{train_ds.num_classes} classes, {cfg.arch}, device {run.device}, {torch.get_num_threads()} threads, "
+              f"{workers} workers, {run.world} process(es)", file=sys.stderr)
 
-    history: list[dict] = []
-    start = 0
-    resume_path = out / "resume.pt"
-    if resume_path.exists():
-        try:
-            ck = torch.load(resume_path, map_location=device, weights_only=False)
-            same = ck.get("fingerprint") == fingerprint
-        except Exception as e:  # noqa: BLE001 - a corrupt resume file means starting over
-            print(f"twostream train: ignoring unreadable {resume_path} ({e})", file=sys.stderr)
-            ck, same = None, False
-        if ck is not None and not same:
-            print(f"twostream train: {resume_path} was made by other settings, inputs or code; starting over",
-                  file=sys.stderr)
-        if same:
-            model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            scheduler.load_state_dict(ck["scheduler"])
-            set_rng_state(ck["rng"])
-            history = list(ck["history"])
-            start = int(ck["epoch"])
-            print(f"twostream train: resuming {stream} after epoch {start} from {resume_path}", file=sys.stderr)
+    def forward(net: nn.Module, batch: dict) -> torch.Tensor:
+        return segment_logits(net, batch[stream].to(run.device, non_blocking=True))
 
-    val_loader = DataLoader(val_ds, batch_size=max(1, cfg.batch_size), shuffle=False, num_workers=workers,
-                            pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                            worker_init_fn=worker_init)
-    print(f"twostream train: {stream} stream, {len(train_ds)} train / {len(val_ds.videos)} val videos, "
-          f"{train_ds.num_classes} classes, {cfg.arch}, device {device}, {torch.get_num_threads()} threads, "
-          f"{workers} workers", file=sys.stderr)
-
-    def checkpoint(epoch: int) -> dict:
-        return {
-            "spec": model.spec, "model": model.state_dict(),
-            "data": {"modalities": [modality], "flow_length": cfg.flow_length, "crop_size": cfg.crop_size},
+    meta = {"data": {"modalities": [stream], "flow_length": cfg.flow_length, "crop_size": cfg.crop_size},
             "class_names": train_ds.class_names, "config": dataclasses.asdict(cfg), "stream": stream,
-            "inputs": inputs, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": rng_state(), "epoch": epoch, "history": history, "fingerprint": fingerprint,
-            "code": fingerprint["code"], "versions": versions(),
-        }
-
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        train_ds.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=RandomSampler(train_ds, generator=gen),
-                            num_workers=workers, pin_memory=device.type == "cuda", drop_last=False,
-                            worker_init_fn=worker_init)
-        lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(model, loader, optimizer, device, cfg, modality, epoch)
-        scheduler.step()
-        val_acc = evaluate(model, val_loader, device, amp=cfg.amp)
-        row = {"epoch": epoch + 1, **stats, "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - t0}
-        history.append(row)
-        print(f"epoch {epoch + 1}/{cfg.epochs} loss {row['loss']:.4f} train {row['train_acc']:.3f} "
-              f"val {val_acc:.3f} lr {lr:.2g} {row['seconds']:.1f}s", file=sys.stderr)
-        save(checkpoint(epoch + 1), resume_path)
-        write_history(history, out / "history.csv")
-
-    final = checkpoint(cfg.epochs)
-    save(final, out / "checkpoint.pt")
-    write_history(history, out / "history.csv")
-    resume_path.unlink(missing_ok=True)
+            "inputs": inputs}
+    fit(tag="twostream train", section="train", model=model, forward=forward, optimizer=optimizer,
+        scheduler=scheduler, cfg=cfg, run=run, train_ds=train_ds, val_ds=val_ds, seed=cfg.seed,
+        epochs=cfg.epochs, workers=workers, out=out, fingerprint=fingerprint, meta=meta)
     return 0
 
 
@@ -345,5 +187,4 @@ def run(args: argparse.Namespace) -> int:
     return main(args)
 
 
-__all__ = ["TrainConfig", "stream_config", "train_one_epoch", "evaluate", "main", "segment_logits",
-           "build_optimizer", "build_scheduler", "pick_device"]
+__all__ = ["TrainConfig", "stream_config", "main", "segment_logits", "build_optimizer", "pick_device"]

@@ -1,4 +1,3 @@
-import hashlib
 import json
 import os
 import sys
@@ -57,50 +56,19 @@ except ValueError as e:
 if stale_warning(config["decode"]["shards"]):
     print(stale_warning(config["decode"]["shards"]), file=sys.stderr)
 
-# the installed package (editable install: src/twostream)
-SRC = Path(twostream.__file__).parent
-
-# Source files each stage runs: editing them reruns that stage (and what depends on it).
-STAGE_CODE = {
-    "synthesize": ["datasets/synthetic.py", "config.py", "errors.py", "store.py"],
-    "index": ["datasets", "video.py", "index.py"],
-    "decode": ["decode.py", "video.py", "store.py", "index.py", "config.py"],
-    "flow": ["flow", "store.py"],
-    "train": [
-        "train.py",
-        "data.py",
-        "models/__init__.py",
-        "models/resnet.py",
-        "models/streams.py",
-        "store.py",
-    ],
-    "evaluate": ["evaluate.py", "data.py", "models", "store.py"],
-    "fusion": ["fusion_train.py", "train.py", "data.py", "models", "store.py"],
-    "ablation": ["ablation.py"],
-    "visualize": ["visualize", "models", "data.py", "store.py"],
-    "findings": [
-        "analysis",
-        "visualize",
-        "models",
-        "data.py",
-        "store.py",
-        "datasets/synthetic.py",
-    ],
-    "plots": ["plots.py", "visualize/montage.py"],
-}
+# code_hash("train"): a short hash of the package files `twostream train` imports, read
+# from the imports themselves (a plain str param: editing one of them reruns the rule).
+from twostream.codehash import command_hash as code_hash
 
 
-def code_hash(stage):
-    """Short hash of the source files a stage runs (a plain str param)."""
-    h = hashlib.sha1()
-    for rel in STAGE_CODE[stage]:
-        p = SRC / rel
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            if f.exists():
-                h.update(str(f.relative_to(SRC)).encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+def launcher(wildcards, resources):
+    """The command that starts training: `twostream`, or with N > 1 GPUs asked for
+    (resources gpu, e.g. in the SLURM profile) N processes, one per GPU, by torchrun.
+    """
+    gpus = int(resources.get("gpu", 0) or 0)
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m twostream"
+    return "twostream"
 
 
 def section(name):

@@ -36,10 +36,11 @@ rule train_fusion:
         gpu=1,
     params:
         cfg=fusion_train_section,
-        code=code_hash("fusion"),
+        code=code_hash("train-fusion"),
         out=lambda wc: f"results/models/fusion-{wc.method}-{wc.position}-s{wc.seed}",
+        launch=launcher,
     shell:
-        "twostream train-fusion --method {wildcards.method} --position {wildcards.position:q}"
+        "{params.launch} train-fusion --method {wildcards.method} --position {wildcards.position:q}"
         " --seed {wildcards.seed} --rgb-checkpoint {input.rgb} --flow-checkpoint {input.flow}"
         " --frames {input.frames} --flow {input.flows} --out {params.out}"
         " --params {params.cfg:q} --threads {threads} > {log} 2>&1"

@@ -23,7 +23,7 @@ if config["dataset"]["kind"] == "synthetic":
             runtime=20,
         params:
             cfg=section("synthetic"),
-            code=code_hash("synthesize"),
+            code=code_hash("synth"),
         shell:
             'twostream synth --params {params.cfg:q} --out "$(dirname {output.classind:q})"'
             " --threads {threads} > {log} 2>&1"

@@ -31,7 +31,8 @@ rule train_stream:
         code=code_hash("train"),
         shards_flag=lambda wc: "--frames" if wc.stream == "rgb" else "--flow",
         out=lambda wc: f"results/models/{wc.stream}",
+        launch=launcher,
     shell:
-        "twostream train --stream {wildcards.stream} {params.shards_flag} {input.shards}"
+        "{params.launch} train --stream {wildcards.stream} {params.shards_flag} {input.shards}"
         " --out {params.out} --params {params.cfg:q} --threads {threads}"
         " > {log} 2>&1"

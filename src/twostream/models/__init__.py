@@ -3,7 +3,7 @@
 Every trained model is saved with a ``spec`` dict (``checkpoint["spec"]``) whose ``"kind"``
 names a builder in ``MODEL_BUILDERS``; ``build_model(spec)`` rebuilds the network and
 ``load_model(path)`` rebuilds it and loads its weights. Single streams are kind
-``"stream"``; the fusion module registers its kinds with ``register_model(kind, builder)``.
+``"stream"``, fused networks ``"fusion"``; ``register_model(kind, builder)`` adds a kind.
 
 A built model has ``modalities`` (e.g. ``("rgb",)``, ``("flow",)`` or ``("rgb", "flow")``)
 and is called as ``model(*[inputs[m] for m in model.modalities])`` (see ``call_model``).
@@ -18,10 +18,11 @@ import torch
 import torch.nn as nn
 
 from ..errors import InputError
+from .fusion import build_fusion
 from .resnet import ARCHS, SPATIAL_STAGES, STAGES, ResNet, cross_modality_weight, load_pretrained, resnet
 from .streams import STREAMS, build_stream, flow_channels, init_motion_from_rgb, stream_model
 
-MODEL_BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {"stream": build_stream}
+MODEL_BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {"stream": build_stream, "fusion": build_fusion}
 
 
 def register_model(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) -> None:
@@ -32,13 +33,7 @@ def register_model(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) ->
 def build_model(spec: dict[str, Any]) -> nn.Module:
     kind = spec.get("kind")
     if kind not in MODEL_BUILDERS:
-        if kind and kind.startswith("fusion"):
-            try:  # the fusion module registers its kinds on import
-                import twostream.models.fusion  # noqa: F401
-            except ImportError:
-                pass
-        if kind not in MODEL_BUILDERS:
-            raise InputError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_BUILDERS)})")
+        raise InputError(f"unknown model kind {kind!r} (known: {', '.join(MODEL_BUILDERS)})")
     model = MODEL_BUILDERS[kind](spec)
     if not hasattr(model, "spec"):
         model.spec = dict(spec)

@@ -63,6 +63,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError
+from .resnet import STAGES
+from .streams import build_stream
 
 SPATIAL_METHODS = ("sum", "max", "concat", "conv", "bilinear", "bilinear_reduced")
 POOL3D_BASES = ("sum", "max", "concat", "conv", "conv3d")
@@ -301,8 +303,6 @@ def late_combine(logits_a: torch.Tensor, logits_m: torch.Tensor, how: str,
 # --------------------------------------------------------------------------- networks
 def parse_position(method: str, position: str) -> tuple[str, ...]:
     """Validate a (method, position) pair; return the stage(s) it names."""
-    from .resnet import STAGES
-
     if method not in known_methods():
         raise ConfigError(f"fusion: unknown method {method!r} (known: {', '.join(known_methods())})")
     if method in LATE_METHODS:
@@ -338,8 +338,6 @@ _STAGE_ATTRS = {
 
 def _drop_after(tower: nn.Module, stage: str) -> None:
     """Replace the parameter-holding modules of the stages after ``stage`` by Identity."""
-    from .resnet import STAGES
-
     for s in STAGES[STAGES.index(stage) + 1 :]:
         for attr in _STAGE_ATTRS[s]:
             setattr(tower, attr, nn.Identity())
@@ -447,8 +445,6 @@ class FusionNet(nn.Module):
         return out.reshape(b, t, -1).mean(dim=1)
 
     def _cross(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from .resnet import STAGES
-
         a, m = self.rgb.normalize(x), self.flow.normalize(y)
         for s in STAGES:
             a = self.rgb._run_stage(s, a)
@@ -476,8 +472,6 @@ def fusion_spec(rgb_spec: dict, flow_spec: dict, method: str, position: str, *, 
 
 def build_fusion(spec: dict) -> FusionNet:
     """Rebuild a fused network from its spec (weights are not loaded)."""
-    from .streams import build_stream
-
     net = FusionNet(
         build_stream(spec["rgb"]), build_stream(spec["flow"]), spec["method"], spec["position"],
         bilinear_dim=spec.get("bilinear_dim", 64), conv_init=tuple(spec.get("conv_init", (1.0, 1.0))),
@@ -493,12 +487,3 @@ def fuse_streams(rgb: nn.Module, flow: nn.Module, method: str, position: str, **
     net = FusionNet(rgb, flow, method, position, **options)
     net.spec = fusion_spec(rgb.spec, flow.spec, method, position, **options)
     return net
-
-
-def _register() -> None:
-    from . import register_model
-
-    register_model("fusion", build_fusion)
-
-
-_register()
