@@ -109,6 +109,20 @@ def mean_epe(flow: np.ndarray, gt: np.ndarray, margin: int) -> float:
     return float(d.mean())
 
 
+def stored_kib_per_pair(flow: np.ndarray, bound: float = 20.0) -> float:
+    """Size of the fields in a flow shard's /flow dataset (uint8, one pair per chunk, lzf)."""
+    import h5py
+
+    from twostream.store import quantize_flow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "flow.h5")
+        with h5py.File(path, "w") as f:
+            f.create_dataset("flow", data=quantize_flow(np.clip(flow, -bound, bound), bound),
+                             chunks=(1,) + flow.shape[1:], compression="lzf")
+        return os.path.getsize(path) / len(flow) / 1024
+
+
 # --------------------------------------------------------------------------- worker processes
 
 _BACKEND = None
@@ -249,6 +263,7 @@ def main(argv=None) -> int:
     agree = np.sqrt(((flows["torch"] - flows["opencv"]) ** 2).sum(-1))[:, margin:-margin, margin:-margin]
     print(f"torch vs opencv on the video: mean end-point difference {agree.mean():.4f} px, "
           f"95th percentile {np.percentile(agree, 95):.4f} px")
+    print(f"storage: {stored_kib_per_pair(flows['torch']):.1f} KiB/pair (uint8, lzf, the flow stage's layout)")
     ratio = epe["torch"] / epe["opencv"]
     print(f"torch/opencv speedup: {t_rate / c_rate:.2f} at {'equal' if abs(ratio - 1) <= 0.05 else 'UNEQUAL'} EPE "
           f"(EPE torch {epe['torch']:.4f}, opencv {epe['opencv']:.4f}, ratio {ratio:.3f}; best settings "
