@@ -1,6 +1,6 @@
 """Benchmark: our batched PyTorch TV-L1 against OpenCV's TV-L1, same frames, same run.
 
-    python bench/flow.py                       # 32 pairs of 340x256, 2 cores, OpenCV defaults, 3 rounds
+    python bench/flow.py                       # 16 pairs of 340x256, 2 cores, OpenCV defaults, 3 rounds
     python bench/flow.py --size 64x64 --pairs 64 --rounds 5
     python bench/flow.py --device cuda --skip-opencv   # on a GPU machine (see also bench/gpu.py)
 
@@ -11,9 +11,9 @@
    photographs moved by a translation, a rotation, a zoom and a smooth non-rigid field.
 
 Both backends use the same TV-L1 parameters (OpenCV's defaults unless changed) and the
-same ``--cores``. Each backend is tried in every way of using the cores: one process with
-1 or ``--cores`` threads, and ``--cores`` processes of 1 thread, each solving its share of
-the pairs (what a flow job or a cluster does with many videos). Every setting runs in its
+same ``--cores``. Each backend is tried in both ways of using the cores: one process with
+``--cores`` threads, and ``--cores`` processes of 1 thread, each solving its share of the
+pairs (what a flow job or a cluster does with many videos); ``--single`` adds 1 x 1. Every setting runs in its
 own worker processes, started and warmed up (torch.compile) before the clock starts: the
 warm-up is reported apart. The rounds interleave all settings (in rotating order), so a
 change in machine load hits all of them; each setting's rate is the median over rounds,
@@ -186,10 +186,11 @@ class Setting:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pairs", type=int, default=32, help="frame pairs timed (from the encoded video)")
+    p.add_argument("--pairs", type=int, default=16, help="frame pairs timed (from the encoded video)")
     p.add_argument("--size", default="340x256", help="WxH of the frames")
     p.add_argument("--cores", type=int, default=2, help="cores each backend may use (threads x processes)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--single", action="store_true", help="also time 1 process x 1 thread (never the best of n cores)")
     p.add_argument("--device", default="cpu", help="torch backend device: cpu | cuda | auto")
     p.add_argument("--batch-size", type=int, default=8, help="torch backend: pairs solved together")
     p.add_argument("--stopping", default="opencv", choices=["opencv", "fixed"])
@@ -216,7 +217,7 @@ def main(argv=None) -> int:
 
     # every way of using the cores: 1 process x 1 or n threads, n processes x 1 thread
     n = args.cores
-    ways = sorted({(1, 1), (n, 1), (1, n)})
+    ways = sorted({(n, 1), (1, n)} | ({(1, 1)} if args.single else set()))
     kinds = ["torch"] + ([] if args.skip_opencv else ["opencv"])
     if args.device != "cpu":
         ways = [(n, 1)]

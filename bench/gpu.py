@@ -216,6 +216,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes (a CPU test of the same code path)")
     p.add_argument("--only", default="flow,train,dag", help="comma-separated checks to run")
     p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--batches", dest="batch_list", default="", help="TV-L1 batch sizes, comma-separated (default 16,32,64)")
     p.add_argument("--budget", type=float, default=420.0, help="seconds for all checks (the DAG gets what is left)")
     a = p.parse_args(argv)
     a.deadline = time.perf_counter() + a.budget
@@ -224,6 +225,8 @@ def main(argv=None) -> int:
         ("64x48", [2, 4], 4, 2)
     a.arch, a.train_size, a.crop, a.batch, a.steps, a.videos = ("resnet50", 256, 224, 32, 20, 256) if not a.quick \
         else ("small", 64, 64, 4, 2, 16)
+    if a.batch_list:
+        a.batches = [int(b) for b in a.batch_list.split(",")]
     a.workers = min(8, os.cpu_count() or 1) if not a.quick else 1
     a.cores = os.cpu_count() or 2
     a.dag_timeout = 420
