@@ -149,7 +149,7 @@ def _solve(prev: np.ndarray, nxt: np.ndarray, keep: bool):
 class Setting:
     """One backend run by ``procs`` worker processes of ``threads`` threads each."""
 
-    def __init__(self, kind: str, threads: int, procs: int, params: TVL1Params, torch_kw: dict):
+    def __init__(self, kind: str, threads: int, procs: int, params: TVL1Params, torch_kw: dict, warm_pair):
         import concurrent.futures as cf
         import multiprocessing as mp
         from dataclasses import asdict
@@ -162,8 +162,7 @@ class Setting:
             cf.ProcessPoolExecutor(1, ctx, initializer=_init, initargs=(kind, threads, asdict(params), torch_kw))
             for _ in range(procs)
         ]
-        for f in [pool.submit(_solve, np.zeros((1, 32, 32), np.uint8), np.zeros((1, 32, 32), np.uint8), False)
-                  for pool in self.pools]:
+        for f in [pool.submit(_solve, *warm_pair, False) for pool in self.pools]:
             f.result()
         self.warm_up = time.perf_counter() - t0
         self.rates: list[float] = []
@@ -224,7 +223,7 @@ def main(argv=None) -> int:
     settings = []
     for kind in kinds:
         for threads, procs in ways:
-            s = Setting(kind, threads, procs, params, torch_kw)
+            s = Setting(kind, threads, procs, params, torch_kw, (prev[:1], nxt[:1]))  # warm up at the real size
             print(f"  {s.name:>13}: started, warm-up {s.warm_up:.1f} s (not timed)", flush=True)
             settings.append(s)
 

@@ -7,7 +7,8 @@ Reads the unit costs from the committed outputs of the benchmarks (nothing is ty
 * ``docs/bench/decode.txt`` (bench/decode.py): CPU ms per frame of the decode stage
   (jpeg codec, 341x256) and KiB per stored frame;
 * ``docs/bench/flow.txt`` (bench/flow.py): CPU pairs/s of the torch TV-L1 at 340x256
-  with OpenCV's defaults on 2 cores (best setting) and KiB per stored flow field;
+  with OpenCV's defaults on 2 cores (best setting); ``docs/bench/flow_storage.txt``:
+  KiB per stored flow field (uint8, lzf);
 * ``docs/bench/train_cpu.txt`` (bench/train.py, ResNet-50 224x224 on 2 CPU cores):
   model-alone samples/s;
 * ``docs/gpu/flow*.csv`` and ``docs/gpu/train.csv`` (bench/gpu.py on one H200): TV-L1
@@ -55,15 +56,35 @@ def _find(path: Path, pattern: str, group: int = 1) -> float:
     return float(v if isinstance(v, str) else v[group - 1])
 
 
+def best_torch_rate(path: Path) -> float:
+    """bench/flow.py's best torch setting: its summary line, or (a run stopped early) the
+    best median over the rounds it printed."""
+    text = path.read_text()
+    m = re.findall(r"^best torch : .*? ([0-9.]+) pairs/s", text, re.M)
+    if m:
+        return float(m[-1])
+    rates: dict[str, list[float]] = {}
+    for line in re.findall(r"^\s*round \d+: (.*) pairs/s", text, re.M):
+        for name, v in re.findall(r"(torch \d+x\d+) ([0-9.]+)", line):
+            rates.setdefault(name, []).append(float(v))
+    if not rates:
+        raise SystemExit(f"{path}: no torch rate; rerun bench/flow.py")
+    import statistics
+
+    return max(statistics.median(v) for v in rates.values())
+
+
 def unit_costs(root: Path = ROOT) -> dict:
     d = root / "docs"
     u = {}
     # decode: "jpeg  <read> <write> <stage> <bound> <ratio>   <r> + <w> -> <stage cpu>, <cpu ratio>   (<KiB> KiB/frame"
     u["decode_cpu_ms_per_frame"] = _find(d / "bench/decode.txt", r"^jpeg .*?->\s*([0-9.]+),")
     u["frame_kib"] = _find(d / "bench/decode.txt", r"^jpeg .*?\(([0-9.]+) KiB/frame")
-    u["flow_cpu_pairs_per_s"] = _find(d / "bench/flow.txt", r"^best torch : .*? ([0-9.]+) pairs/s")
-    u["flow_kib"] = _find(d / "bench/flow.txt", r"^storage: ([0-9.]+) KiB/pair")
-    u["train_cpu_sps"] = _find(d / "bench/train_cpu.txt", r"model alone\s*:\s*([0-9.]+)")
+    u["flow_cpu_pairs_per_s"] = best_torch_rate(d / "bench/flow.txt")
+    u["flow_kib"] = _find(d / "bench/flow_storage.txt", r"^storage: ([0-9.]+) KiB/pair")
+    # snippets/s over snippets per sample: more digits than samples/s at CPU speeds
+    segs = _find(d / "bench/train_cpu.txt", r"input \d+x\d+, (\d+) segments")
+    u["train_cpu_sps"] = _find(d / "bench/train_cpu.txt", r"model alone\s*:.*?\(([0-9.]+) snippets/s") / segs
     rates = []
     for path in sorted((d / "gpu").glob("flow*.csv")):  # every batch size measured
         with open(path) as f:

@@ -168,9 +168,9 @@ def main() -> int:
     dev = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"bench/train.py: {a.stream} stream, {a.arch}, input {a.crop}x{a.crop}, {a.segments} segments, "
           f"batch {a.batch}, {a.workers} workers, frames codec {a.codec}, {dev}{', bf16' if amp else ''}")
-    print(f"  loader alone : {loader_sps:9.1f} samples/s  ({loader_sps * a.segments:.1f} snippets/s)")
-    print(f"  model alone  : {model_sps:9.1f} samples/s  ({model_sps * a.segments:.1f} snippets/s)")
-    print(f"  full loop    : {full_sps:9.1f} samples/s  ({full_sps * a.segments:.1f} snippets/s)")
+    print(f"  loader alone : {loader_sps:9.2f} samples/s  ({loader_sps * a.segments:.1f} snippets/s)")
+    print(f"  model alone  : {model_sps:9.2f} samples/s  ({model_sps * a.segments:.1f} snippets/s)")
+    print(f"  full loop    : {full_sps:9.2f} samples/s  ({full_sps * a.segments:.1f} snippets/s)")
     print(f"  ratio full/model: {full_sps / model_sps:.2f} (target >= 0.90)")
     return 0
 
