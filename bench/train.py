@@ -29,35 +29,38 @@ import torch
 from torch.utils.data import DataLoader
 
 from twostream.data import ClipDataset, worker_init
+from twostream.decode import FrameWriter
 from twostream.models import stream_model
 from twostream.store import quantize_flow, video_table_to_array, write_provenance
 from twostream.train import TrainConfig, build_optimizer, pick_device, segment_logits
 
 
-def write_random_shards(root: Path, videos: int, frames: int, size: int, shards: int = 2) -> tuple[list, list]:
+def write_random_shards(root: Path, videos: int, frames: int, size: int, shards: int = 2,
+                        codec: str = "raw") -> tuple[list, list]:
+    """Frames shards (written by the decode stage's ``FrameWriter``, codec raw or jpeg) and
+    uint8 flow shards of smooth random content."""
     rng = np.random.default_rng(0)
     fr, fl = [], []
     for s in range(shards):
         n = videos // shards
-        rows, frows = [], []
+        frows = []
         with h5py.File(root / f"frames-{s}.h5", "w") as f, h5py.File(root / f"flow-{s}.h5", "w") as g:
-            dset = f.create_dataset("frames", (n * frames, size, size, 3), np.uint8, chunks=(1, size, size, 3),
-                                    compression="lzf")
+            writer = FrameWriter(f, codec)
             oset = g.create_dataset("flow", (n * (frames - 1), size, size, 2), np.uint8,
                                     chunks=(1, size, size, 2), compression="lzf")
             for v in range(n):
                 # smooth random images (compress like real frames, unlike white noise)
                 base = rng.integers(0, 255, (frames, size // 8, size // 8, 3), dtype=np.uint8)
-                dset[v * frames : (v + 1) * frames] = base.repeat(8, 1).repeat(8, 2)
+                imgs = base.repeat(8, 1).repeat(8, 2)
                 flow = rng.normal(0, 2, (frames - 1, size // 8, size // 8, 2)).repeat(8, 1).repeat(8, 2)
                 oset[v * (frames - 1) : (v + 1) * (frames - 1)] = quantize_flow(flow, 20.0)
                 meta = dict(video_id=f"c{v % 10}/v{s}_{v:04d}", label=v % 10, class_name=f"c{v % 10}",
                             split="train", fps=25.0, height=size, width=size)
-                rows.append(dict(meta, n_frames=frames, offset=v * frames))
+                writer.add(meta, imgs, fps=25.0)
                 frows.append(dict(meta, n_frames=frames - 1, offset=v * (frames - 1)))
-            f["videos"] = video_table_to_array(pd.DataFrame(rows))
+            writer.finish()
             g["videos"] = video_table_to_array(pd.DataFrame(frows))
-            write_provenance(f, "frames", {"bench": True}, codec="raw")
+            write_provenance(f, "frames", {"bench": True}, codec=codec)
             write_provenance(g, "flow", {"bench": True}, bound=20.0, storage="uint8")
         fr.append(str(root / f"frames-{s}.h5"))
         fl.append(str(root / f"flow-{s}.h5"))
@@ -82,6 +85,7 @@ def main() -> int:
                    help="training videos (default: the default config's 960); an epoch of only a few batches "
                         "restarts the workers' prefetch every few steps, which real training does once per epoch")
     p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--codec", default="raw", choices=["raw", "jpeg"], help="frames codec of the shards (decode.codec)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training process (0: default)")
@@ -94,7 +98,7 @@ def main() -> int:
     torch.backends.cudnn.benchmark = True
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        fr, fl = write_random_shards(Path(tmp), a.videos, a.frames, a.size)
+        fr, fl = write_random_shards(Path(tmp), a.videos, a.frames, a.size, codec=a.codec)
         print(f"shards: {a.videos} videos of {a.frames} frames {a.size}x{a.size} in {time.perf_counter() - t0:.1f}s",
               file=sys.stderr)
         ds = ClipDataset(fr if a.stream == "rgb" else (), fl if a.stream == "flow" else (), (a.stream,),
@@ -163,10 +167,10 @@ def main() -> int:
         full_sps = n / (time.perf_counter() - t0)
     dev = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"bench/train.py: {a.stream} stream, {a.arch}, input {a.crop}x{a.crop}, {a.segments} segments, "
-          f"batch {a.batch}, {a.workers} workers, {dev}{', bf16' if amp else ''}")
-    print(f"  loader alone : {loader_sps:9.1f} samples/s  ({loader_sps * a.segments:.1f} snippets/s)")
-    print(f"  model alone  : {model_sps:9.1f} samples/s  ({model_sps * a.segments:.1f} snippets/s)")
-    print(f"  full loop    : {full_sps:9.1f} samples/s  ({full_sps * a.segments:.1f} snippets/s)")
+          f"batch {a.batch}, {a.workers} workers, frames codec {a.codec}, {dev}{', bf16' if amp else ''}")
+    print(f"  loader alone : {loader_sps:9.2f} samples/s  ({loader_sps * a.segments:.1f} snippets/s)")
+    print(f"  model alone  : {model_sps:9.2f} samples/s  ({model_sps * a.segments:.1f} snippets/s)")
+    print(f"  full loop    : {full_sps:9.2f} samples/s  ({full_sps * a.segments:.1f} snippets/s)")
     print(f"  ratio full/model: {full_sps / model_sps:.2f} (target >= 0.90)")
     return 0
 

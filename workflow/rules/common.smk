@@ -120,6 +120,17 @@ def train_section(stream):
     return json.dumps(stream_section(config.get("train"), stream), sort_keys=True)
 
 
+def job_threads(workers):
+    """Cores a training or evaluation job really uses: its main process (one torch
+    thread on CPU: the default run's small networks do not speed up with more, and
+    Snakemake then runs two jobs side by side) plus its DataLoader workers."""
+    return 1 + int(workers or 0)
+
+
+def stream_threads(wildcards):
+    return job_threads(json.loads(train_section(wildcards.stream)).get("workers"))
+
+
 def stream_shards(wildcards):
     kind = "frames" if wildcards.stream == "rgb" else "flow"
     return expand(f"results/{kind}/{{shard}}.h5", shard=shards())

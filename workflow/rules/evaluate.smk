@@ -30,7 +30,7 @@ rule evaluate:
         model=r"[A-Za-z0-9_.+-]+",
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: lambda wc: job_threads(config["evaluate"].get("workers"))
     resources:
         mem_mb=8000,
         runtime=60,

@@ -29,7 +29,7 @@ rule train_fusion:
         seed=r"\d+",
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: lambda wc: job_threads(config["fusion"]["train"].get("workers"))
     resources:
         mem_mb=6000,
         runtime=60,

@@ -21,7 +21,7 @@ rule train_stream:
         "benchmarks/train/{stream}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: stream_threads
     resources:
         mem_mb=8000,
         runtime=240,

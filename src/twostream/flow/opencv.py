@@ -34,9 +34,15 @@ class OpenCVTVL1:
     def __init__(self, params: TVL1Params):
         self.params = params
         self._tvl1 = create_tvl1(params)
+        self._size: tuple[int, ...] | None = None
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         out = np.empty(prev.shape + (2,), np.float32)
         for i in range(len(prev)):
+            if prev[i].shape != self._size:
+                # a DualTVL1 object that has run on another frame size gives worse flow
+                # (measured: EPE 0.112 instead of 0.077 at 340x256 after one 32x32 call)
+                self._tvl1 = create_tvl1(self.params)
+                self._size = prev[i].shape
             out[i] = self._tvl1.calc(prev[i], nxt[i], None)
         return out

@@ -391,18 +391,41 @@ class TorchTVL1:
 
     def _warp_masked(self, u, p, ig, rho_c, inv_grad, scaled_eps, consts):
         """OpenCV's stopping test per pair without host synchronisation inside the inner loop
-        (GPU): stopped pairs are frozen by masks; one check per outer iteration."""
+        (GPU): a pair that stops is frozen by a mask for the rest of the outer iteration;
+        after each outer iteration (one read-back) the stopped pairs leave the batch, so the
+        remaining work shrinks. (A batch never shrinks to one pair: a stopped pair rides
+        along, frozen, so compiled code is not specialised to 1.)"""
         pr = self.params
         step = self._fn("step_masked")
-        going = torch.ones(len(u), dtype=torch.bool, device=u.device)
+        B = len(u)
+        idx = torch.arange(B, device=u.device)  # row of the full batch
+        ua, pa, iga, rca, iva = u, p, ig, rho_c, inv_grad
+        going = torch.ones(B, dtype=torch.bool, device=u.device)
         for _ in range(pr.outer_iterations):
             if pr.median_filtering > 1:
-                u = torch.where(going.view(-1, 1, 1, 1), self._median(u), u)
+                ua = torch.where(going.view(-1, 1, 1, 1), self._median(ua), ua)
             for n in self._chunks():
-                u, p, going = step(u, p, ig, rho_c, inv_grad, going, scaled_eps, n=n, **consts)
-            self.iterations += len(u) * pr.inner_iterations
-            if not bool(going.any()):
-                break
+                ua, pa, going = step(ua, pa, iga, rca, iva, going, scaled_eps, n=n, **consts)
+            self.iterations += len(ua) * pr.inner_iterations
+            n_going = int(going.sum())  # the one read-back per outer iteration
+            if n_going == len(ua):
+                continue
+            if u is ua or p is pa:
+                u, p = u.clone(), p.clone()
+            done = ~going
+            u[idx[done]] = ua[done]
+            p[idx[done]] = pa[done]
+            if n_going == 0:
+                return u, p
+            keep = going.clone()
+            if n_going == 1 and len(keep) > 1:
+                keep[int(torch.nonzero(done)[0])] = True  # passenger (frozen: going is False)
+            idx, going = idx[keep], going[keep]
+            ua, pa, iga, rca, iva = ua[keep], pa[keep], iga[keep], rca[keep], iva[keep]
+        if ua is u:
+            return u, p
+        u[idx] = ua
+        p[idx] = pa
         return u, p
 
     def _warp_compact(self, u, p, ig, rho_c, inv_grad, scaled_eps, consts):

@@ -1,0 +1,50 @@
+"""One fusion training step at the default config's sizes: CPU time of data, forward, backward, optimiser.
+
+    python bench/fusion_step.py THREADS CHANNELS_LAST   # e.g. 1 0, then 1 1
+
+The conv fusion after res3 of two untrained default-size streams (config/config.yaml:
+train arch/widths/blocks/flow_length/crop_size, fusion.train batch_size/scales), fed
+by the real ClipDataset over random shards in the store layout (bench/train.py), as
+fusion_train.train_one_epoch does with workers 0. CPU (process) time, so the split holds
+on a loaded machine. Steps 4..18 are timed.
+"""
+import os, sys, time, tempfile
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, "bench")
+import numpy as np, torch, yaml
+from pathlib import Path
+from torch.utils.data import DataLoader
+from train import write_random_shards
+from twostream.data import ClipDataset
+from twostream.models import stream_model
+from twostream.fusion_train import build_fused, train_config
+from twostream.train import build_optimizer, segment_logits
+torch.set_num_threads(int(sys.argv[1])); cl = sys.argv[2] == "1"
+base = yaml.safe_load(open("config/config.yaml"))
+tr = base["train"]; cfg = train_config(base["fusion"])
+tmp = Path(tempfile.mkdtemp())
+fr, fl = write_random_shards(tmp, 320, 15, 64)
+ds = ClipDataset(fr, fl, ("rgb", "flow"), split="train", mode="train", segments=1, flow_length=tr["flow_length"],
+                 crop_size=tr["crop_size"], scales=cfg.scales, flip=False)
+kw = dict(arch=tr["arch"], widths=tr["widths"], blocks=tr["blocks"], flow_length=tr["flow_length"])
+rgb = stream_model("rgb", ds.num_classes, **kw); flow = stream_model("flow", ds.num_classes, **kw)
+model = build_fused("conv", "res3", rgb, flow, cfg)
+if cl: model = model.to(memory_format=torch.channels_last)
+opt = build_optimizer(model, cfg); crit = torch.nn.CrossEntropyLoss()
+dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, num_workers=0, drop_last=True)
+acc = {k: 0.0 for k in ("data", "forward", "backward", "optimiser")}
+n = 0
+def clock(): return time.process_time()
+it = iter(dl)
+for step in range(18):
+    t = clock(); b = next(it); t1 = clock()
+    logits = model(*[b[m] for m in model.modalities])
+    loss = crit(logits.float(), b["label"]); t2 = clock()
+    opt.zero_grad(set_to_none=True); loss.backward(); t3 = clock()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad); opt.step(); t4 = clock()
+    if step >= 3:
+        for k, v in zip(acc, (t1 - t, t2 - t1, t3 - t2, t4 - t3)): acc[k] += v
+        n += 1
+tot = sum(acc.values())
+print(f"fusion conv@res3, batch {cfg.batch_size}, crop {tr['crop_size']}, threads {sys.argv[1]}, channels_last {cl}: "
+      f"{1e3 * tot / n:.1f} CPU ms/step: " + ", ".join(f"{k} {1e3 * v / n:.1f} ms ({100 * v / tot:.0f}%)" for k, v in acc.items()))
