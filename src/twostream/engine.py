@@ -198,8 +198,7 @@ def train_one_epoch(net: nn.Module, forward: Callable, loader: DataLoader, optim
     amp = cfg.amp and run.device.type == "cuda"
     sizes = loader.batch_sampler.global_batches if isinstance(loader.batch_sampler, GlobalBatches) else None
     bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
-                       mininterval=2.0,
-               disable=not run.main)
+                       mininterval=2.0, disable=not run.main)
     for step, batch in enumerate(bar):
         y = batch["label"].to(run.device, non_blocking=True)
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=amp):
