@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablation": ("twostream.ablation", "collect the fusion grid into the ablation table"),
     "visualize": ("twostream.visualize.stage", "activation maximisation of units at every depth"),
     "plots": ("twostream.plots", "summary figures"),
+    "quirk": ("twostream.quirk", "plant a quirk in one class's training clips; measure the failure and its visualization"),
 }
 
 
