@@ -251,6 +251,7 @@ def test_findings_follow_the_numbers():
     assert "B fails without its mark" in text and "C (100.0%)" in text
     assert "assigns 75.0% of them to B" in text
     assert "the visualization shows the quirk" in text and "the clean model shows none of it" in text
+    assert "finds it in 0; the gate rejects 0" in text
     gt, table, ver = _table_and_verification([0, 0, 1, 1, 2, 2], 3)
     text = findings(gt, table, ver, pd.DataFrame({"check": []}))
     assert "fails" not in text and "below the 10.0% that would count as a failure" in text

@@ -317,6 +317,26 @@ def locate(images: Sequence[np.ndarray], known, cue, det: DetectorConfig, tolera
             "located": located}
 
 
+def _located_rows(role: str, q: int, imgs: np.ndarray, gated: Sequence[bool], known, cue, det: DetectorConfig,
+                  tol: float) -> tuple[list[str], list[dict]]:
+    """The detector once per penalty setting on the seeds whose image passed the gate
+    (inconclusive with fewer than two); the peak on every seed (gate or not) is kept too."""
+    statuses, rows = [], []
+    n_set, n_seed = imgs.shape[:2]
+    for si in range(n_set):
+        sel = [imgs[si, j] for j in range(n_seed) if gated[si * n_seed + j]]
+        every = {f"ungated_{k}": v for k, v in locate(list(imgs[si]), known, cue, det, tol).items()}
+        if len(sel) < 2:
+            st, d = "inconclusive", {}
+        else:
+            d = {f"detector_{k}": v for k, v in locate(sel, known, cue, det, tol).items()}
+            st = "pass" if d["detector_located"] else "fail"
+        statuses.append(st)
+        rows.append(dict(model=role, check="quirk_located", label=q, setting=si, status=st, gated_seeds=len(sel),
+                         **d, **every))
+    return statuses, rows
+
+
 def _summary_row(model: str, role: str, check: str, statuses: Sequence[str], expected: str,
                  min_pass_rate: float) -> dict:
     n = len(statuses)
@@ -369,19 +389,9 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
             runs.append(dict(model=role, check=check, label=q, seed=seeds[i], setting=i // n_seed, status=st,
                              **gd, **{k: v for k, v in d.items() if k != "gate"}, activation=float(r.objective[i])))
         rows.append(_summary_row(role, "model", check, statuses, "pass", th.min_pass_rate))
-        loc_status = []
-        for si in range(n_set):
-            sel = [images[role][si, j] for j in range(n_seed) if gated[si * n_seed + j][0]]
-            if len(sel) < 2:
-                loc_status.append("inconclusive")
-                runs.append(dict(model=role, check="quirk_located", label=q, setting=si, status="inconclusive",
-                                 gated_seeds=len(sel)))
-                continue
-            d = locate(sel, known, cue, qcfg.detector, tol)
-            st = "pass" if d["located"] else "fail"
-            loc_status.append(st)
-            runs.append(dict(model=role, check="quirk_located", label=q, setting=si, status=st, gated_seeds=len(sel),
-                             **{f"detector_{k}": v for k, v in d.items()}))
+        loc_status, loc_rows = _located_rows(role, q, images[role], [g[0] for g in gated], known, cue,
+                                             qcfg.detector, tol)
+        runs += loc_rows
         rows.append(_summary_row(role, "model" if role == "quirked" else "control", "quirk_located", loc_status,
                                  "pass" if role == "quirked" else "fail", th.min_pass_rate))
         log(f"{role}: {check} {statuses.count('pass')}/{len(statuses)}, located {loc_status.count('pass')}/{n_set}")
@@ -434,26 +444,36 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
                      + ("the visualization shows the quirk." if shown["pass"] else
                         "below the required pass rate, so the visualization does not show the quirk reliably."))
     if absent is not None:
-        lines.append(f"The clean model's {cls} unit is free of the mark in {int(absent.passes)} of {int(absent.runs)} "
-                     f"runs ({int(absent.inconclusive)} inconclusive): "
-                     + ("the clean model shows none of it." if absent["pass"] else
-                        "the mark measure also fires on the clean model, so the measure does not separate them."))
+        n, k, inc = int(absent.runs), int(absent.passes), int(absent.inconclusive)
+        found = n - k - inc
+        text = (f"The clean model's {cls} unit is free of the mark in {k} of {n} runs; the mark measure finds it in "
+                f"{found}; the gate rejects {inc} (the class probability stays below the gate's threshold)")
+        if absent["pass"]:
+            text += ": the clean model shows none of it."
+        elif found == 0:
+            text += ": too few runs pass the gate to say that the clean model shows none of it."
+        else:
+            text += ": the mark measure also finds the mark in the clean model's visualization."
+        lines.append(text)
     lq, lc = row("quirked", "quirk_located"), row("clean", "quirk_located")
     loc = runs[(runs.check == "quirk_located")] if "check" in runs else runs.iloc[0:0]
     if lq is not None:
-        hits = loc[(loc.model == "quirked") & (loc.status == "pass")]
-        place = ""
-        if len(hits):
-            place = (f" at ({hits.detector_x.mean():.0f}, {hits.detector_y.mean():.0f}) px, "
-                     f"{hits.detector_distance.mean():.1f} px from the mark's centre")
-        lines.append(f"The blind detector, told nothing about the mark, located it in {int(lq.passes)} of "
-                     f"{int(lq.runs)} penalty settings{place}" + ("." if lq["pass"] else
-                                                                   ", below the required pass rate."))
+        mine = loc[loc.model == "quirked"]
+        fired = mine[mine.get("detector_fired", pd.Series(False, index=mine.index)).fillna(False).astype(bool)]
+        peaks = "; ".join(f"({r.detector_x:.0f}, {r.detector_y:.0f}) px, {r.detector_distance:.1f} px from the "
+                          f"mark's centre" for r in fired.itertuples())
+        lines.append(f"The blind detector, told nothing about the mark, fired in {len(fired)} of {int(lq.runs)} "
+                     f"penalty settings" + (f" ({peaks})" if peaks else "") + f" and located the mark in "
+                     f"{int(lq.passes)}" + ("." if lq["pass"] else ", below the required pass rate."))
     if lc is not None:
-        fired = int(loc[(loc.model == "clean")].get("detector_fired", pd.Series(dtype=bool)).fillna(False)
-                    .astype(bool).sum())
-        lines.append(f"On the clean model it fired in {fired} of {int(lc.runs)} settings"
-                     + (" (no false alarm)." if fired == 0 else " (false alarms)."))
+        clean = loc[loc.model == "clean"]
+        fired = int(clean.get("detector_fired", pd.Series(dtype=object)).fillna(False).astype(bool).sum())
+        judged = int((clean.status != "inconclusive").sum()) if "status" in clean else 0
+        lines.append(f"On the clean model it fired in {fired} of the {judged} settings with enough runs past the gate"
+                     + (" (no false alarm)." if fired == 0 else " (false alarms).")
+                     + (f" On all of the clean model's images, gate or not, it fired in "
+                        f"{int(clean.ungated_fired.astype(bool).sum())} of {len(clean)}." if "ungated_fired" in clean
+                        else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -567,6 +587,13 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
     with atomic_path(out / "findings.md") as tmp:
         tmp.write_text(findings(gt, table, ver, runs))
     montage(out / "montage.png", gt, images, example, table)
+    with atomic_h5(out / "visualizations.h5") as f:
+        for role, imgs in images.items():
+            f.create_dataset(role, data=imgs.astype(np.float32), compression="lzf")
+        write_provenance(f, "quirk_visualization", {"quirk": asdict(qcfg), "visualize": asdict(vcfg)},
+                         truth=json.dumps({k: v for k, v in gt.items() if k not in ("quirked", "cued_test")}),
+                         layout="(penalty setting, seed, H, W, 3) RGB in [0, 1]: the quirked class unit's "
+                                "optimised image per model (quirked, clean)")
     for _, r in ver.iterrows():
         log(f"{r.model} {r.check}: {r.passes}/{r.runs} pass, {r.inconclusive} inconclusive -> "
             f"{'PASS' if r['pass'] else 'FAIL'} (expected {r.expected})")

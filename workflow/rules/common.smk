@@ -233,7 +233,11 @@ def quirk_params():
     """The quirk job's settings: the quirk, evaluate and visualize sections, canonical JSON."""
     vis = json.loads(vis_section())
     return json.dumps(
-        {"quirk": config.get("quirk") or {}, "evaluate": config.get("evaluate") or {}, "visualize": vis},
+        {
+            "quirk": config.get("quirk") or {},
+            "evaluate": config.get("evaluate") or {},
+            "visualize": vis,
+        },
         sort_keys=True,
     )
 

@@ -7,7 +7,7 @@
 # train_quirk: the appearance stream trained on the quirked data with the rgb stream's
 # settings (same seed and schedule as results/models/rgb, the clean model).
 # quirk: both models -> results/quirk/quirk.csv (accuracy, confusion, shortcut rate),
-# verification.csv (+ _runs), summary.csv, findings.md, montage.png.
+# verification.csv (+ _runs), summary.csv, findings.md, montage.png, visualizations.h5.
 
 if quirk_enabled():
 
@@ -76,6 +76,7 @@ if quirk_enabled():
             runs="results/quirk/verification_runs.csv",
             summary="results/quirk/summary.csv",
             findings="results/quirk/findings.md",
+            images="results/quirk/visualizations.h5",
             montage=report(
                 "results/quirk/montage.png",
                 caption="../report/quirk_montage.rst",
@@ -94,7 +95,9 @@ if quirk_enabled():
         params:
             cfg=quirk_params(),
             code=code_hash("quirk"),
-            classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
+            classes=lambda wc, input: (
+                f"--classes {input.classes}" if input.classes else ""
+            ),
         shell:
             "twostream quirk --frames {input.frames} --overlay {input.overlay} --cued {input.cued}"
             " --truth {input.truth} --quirked {input.quirked} --clean {input.clean} {params.classes}"

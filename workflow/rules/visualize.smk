@@ -98,7 +98,9 @@ rule visualize_summary:
         mem_mb=1000,
         runtime=5,
     params:
-        dirs=" ".join([f"results/visualization/{m}" for m in vis_models()] + quirk_dirs()),
+        dirs=" ".join(
+            [f"results/visualization/{m}" for m in vis_models()] + quirk_dirs()
+        ),
         code=code_hash("visualize"),
     shell:
         "twostream visualize --collect {params.dirs} --summary {output.summary}"

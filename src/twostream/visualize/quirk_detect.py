@@ -124,14 +124,13 @@ def unexplained(image: np.ndarray, known: Sequence[Sequence[float]]) -> np.ndarr
 @dataclass
 class Detection:
     fired: bool
-    x: float  # peak place (px), NaN when silent
+    x: float  # the peak's place (px); a place is reported only when ``fired``
     y: float
     z: float  # robust z-score of the peak of the seed-averaged map
     support: float  # share of seeds whose own map is in its top 5% at the peak
 
     def distance_to(self, x: float, y: float, H: int, W: int) -> float:
-        if not self.fired:
-            return float("nan")
+        """Periodic distance (px) of the peak from (x, y)."""
         return float(_circ_dist(np.array(self.y), np.array(self.x), y, x, H, W))
 
 
@@ -148,7 +147,7 @@ def detect(images: Sequence[np.ndarray], known: Sequence[Sequence[float]], sigma
     top = np.array([m[py, px] >= np.percentile(m, 95) for m in maps])
     support = float(top.mean())
     fired = bool(z >= min_z and support >= min_support)
-    return Detection(fired, float(px) if fired else float("nan"), float(py) if fired else float("nan"), z, support)
+    return Detection(fired, float(px), float(py), z, support)
 
 
 __all__ = ["Cue", "ncc_map", "cue_measure", "unexplained", "Detection", "detect", "NEUTRAL"]
