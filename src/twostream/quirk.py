@@ -56,6 +56,8 @@ from .errors import InputError
 from .store import FrameShard, atomic_h5, atomic_path, write_provenance
 
 KINDS = ("mark",)
+# the two models of the experiment and their names in the verification tables
+MODEL_NAMES = {"quirked": "quirk-rgb", "clean": "rgb"}
 SECTIONS = ("quirk", "evaluate", "visualize")
 
 
@@ -573,15 +575,17 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "quirk.csv") as tmp:
         table.round(4).to_csv(tmp, index=False)
+    # in the merged verification.csv the models go by their result folders' names
     with atomic_path(out / "verification.csv") as tmp:
-        ver.to_csv(tmp, index=False)
+        ver.assign(model=ver.model.map(MODEL_NAMES)).to_csv(tmp, index=False)
     with atomic_path(out / "verification_runs.csv") as tmp:
-        runs.to_csv(tmp, index=False)
+        runs.assign(model=runs.model.map(MODEL_NAMES)).to_csv(tmp, index=False)
     summ = runs[runs.check != "quirk_located"].groupby("model", sort=False).agg(
         activation=("activation", "mean"), image_std=("image_std", "mean")).reset_index()
     summ.insert(1, "layer", "output")
     summ.insert(2, "unit", int(gt["label"]))
-    summ["model"] = [f"quirk-{m}" for m in summ.model]
+    summ["model"] = summ.model.map(MODEL_NAMES)
+    summ["experiment"] = "quirk"
     with atomic_path(out / "summary.csv") as tmp:
         summ.to_csv(tmp, index=False)
     with atomic_path(out / "findings.md") as tmp:

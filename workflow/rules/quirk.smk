@@ -56,7 +56,7 @@ if quirk_enabled():
         params:
             cfg=train_section("rgb"),
             code=code_hash("train"),
-            out="results/quirk/model",
+            out=lambda wc, output: os.path.dirname(output.checkpoint),
         shell:
             "twostream train --stream rgb --frames {input.frames} {input.overlay}"
             " --out {params.out} --params {params.cfg:q} --threads {threads} > {log} 2>&1"
@@ -98,7 +98,8 @@ if quirk_enabled():
             classes=lambda wc, input: (
                 f"--classes {input.classes}" if input.classes else ""
             ),
+            out=lambda wc, output: os.path.dirname(output.table),
         shell:
             "twostream quirk --frames {input.frames} --overlay {input.overlay} --cued {input.cued}"
             " --truth {input.truth} --quirked {input.quirked} --clean {input.clean} {params.classes}"
-            " --out results/quirk --params {params.cfg:q} --threads {threads} > {log} 2>&1"
+            " --out {params.out} --params {params.cfg:q} --threads {threads} > {log} 2>&1"
