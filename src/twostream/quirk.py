@@ -29,7 +29,10 @@ the main run (``results/models/rgb``): same data order, seed and schedule.
   maximisation contains the mark), ``quirk_absent_in_clean`` (clean model: it does not),
   ``quirk_located`` (the blind detector finds the planted place; the clean model's row is
   the false-positive control, expected to fail), in the layout of the visualize stage's
-  table plus ``ci_low``/``ci_high``; ``verification_runs.csv`` one row per run;
+  table plus ``ci_low``/``ci_high``; ``verification_runs.csv`` one row per run.  The
+  quirked model's runs must pass the visualize stage's gate (else inconclusive); the clean
+  model's are judged whether or not they pass it, since a class whose cause the stream cannot
+  see never gets a confident input from the clean model (its gate results are kept);
 * ``findings.md``: the fourth finding, each sentence computed from those numbers;
 * ``montage.png``: the two models' class visualizations side by side and a quirked
   training frame.
@@ -386,13 +389,16 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
         statuses = []
         for i, (d, (ok, gd)) in enumerate(zip(judged, gated)):
             good = d["cue_found"] if role == "quirked" else not d["cue_found"]
-            st = "inconclusive" if not ok else ("pass" if good else "fail")
+            # the clean model is judged past the gate or not: a class whose cause the stream
+            # cannot see (the quirk's point) never gets a confident input from it, and the
+            # absence check asks what the same optimisation draws (the gate result is kept)
+            st = "inconclusive" if not ok and role == "quirked" else ("pass" if good else "fail")
             statuses.append(st)
             runs.append(dict(model=role, check=check, label=q, seed=seeds[i], setting=i // n_seed, status=st,
-                             **gd, **{k: v for k, v in d.items() if k != "gate"}, activation=float(r.objective[i])))
+                             **gd, **d, activation=float(r.objective[i])))
         rows.append(_summary_row(role, "model", check, statuses, "pass", th.min_pass_rate))
-        loc_status, loc_rows = _located_rows(role, q, images[role], [g[0] for g in gated], known, cue,
-                                             qcfg.detector, tol)
+        passed = [g[0] or role == "clean" for g in gated]  # the clean model: every image (see above)
+        loc_status, loc_rows = _located_rows(role, q, images[role], passed, known, cue, qcfg.detector, tol)
         runs += loc_rows
         rows.append(_summary_row(role, "model" if role == "quirked" else "control", "quirk_located", loc_status,
                                  "pass" if role == "quirked" else "fail", th.min_pass_rate))
@@ -409,6 +415,8 @@ def _pct(x: float) -> str:
 
 def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFrame, fail_margin: float = 0.1) -> str:
     """The fourth finding's section: every sentence computed from the tables."""
+    if not {"model", "check", "status"} <= set(runs.columns):
+        runs = pd.DataFrame(columns=["model", "check", "status"])
     t = table.set_index("model")
     qn, cn = t.loc["quirked"], t.loc["clean"]
     cls = gt["class_name"]
@@ -446,16 +454,15 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
                      + ("the visualization shows the quirk." if shown["pass"] else
                         "below the required pass rate, so the visualization does not show the quirk reliably."))
     if absent is not None:
-        n, k, inc = int(absent.runs), int(absent.passes), int(absent.inconclusive)
-        found = n - k - inc
-        text = (f"The clean model's {cls} unit is free of the mark in {k} of {n} runs; the mark measure finds it in "
-                f"{found}; the gate rejects {inc} (the class probability stays below the gate's threshold)")
-        if absent["pass"]:
-            text += ": the clean model shows none of it."
-        elif found == 0:
-            text += ": too few runs pass the gate to say that the clean model shows none of it."
-        else:
-            text += ": the mark measure also finds the mark in the clean model's visualization."
+        n, k = int(absent.runs), int(absent.passes)
+        clean = runs[(runs.model == "clean") & (runs.check == "quirk_absent_in_clean")]
+        gated = int(clean.get("gate", pd.Series(dtype=bool)).astype(bool).sum()) if "gate" in clean else 0
+        prob = float(clean.prob.mean()) if "prob" in clean and len(clean) else float("nan")
+        text = (f"The clean model's {cls} unit is free of the mark in {k} of {n} runs (95% CI {_pct(absent.ci_low)}–"
+                f"{_pct(absent.ci_high)}); {gated} of its runs pass the gate (mean class probability within the group "
+                f"{prob:.2f})")
+        text += (": the clean model shows none of it." if absent["pass"] else
+                 ": the mark measure also finds the mark in the clean model's visualization.")
         lines.append(text)
     lq, lc = row("quirked", "quirk_located"), row("clean", "quirk_located")
     loc = runs[(runs.check == "quirk_located")] if "check" in runs else runs.iloc[0:0]
@@ -471,11 +478,8 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
         clean = loc[loc.model == "clean"]
         fired = int(clean.get("detector_fired", pd.Series(dtype=object)).fillna(False).astype(bool).sum())
         judged = int((clean.status != "inconclusive").sum()) if "status" in clean else 0
-        lines.append(f"On the clean model it fired in {fired} of the {judged} settings with enough runs past the gate"
-                     + (" (no false alarm)." if fired == 0 else " (false alarms).")
-                     + (f" On all of the clean model's images, gate or not, it fired in "
-                        f"{int(clean.ungated_fired.astype(bool).sum())} of {len(clean)}." if "ungated_fired" in clean
-                        else ""))
+        lines.append(f"On the clean model's images it fired in {fired} of {judged} settings"
+                     + (" (no false alarm)." if fired == 0 else " (false alarms)."))
     return "\n".join(lines) + "\n"
 
 
