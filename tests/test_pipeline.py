@@ -145,10 +145,13 @@ def test_quirk_rows_join_the_verification_table(run):
                 ("rgb", "quirk_located")):
         assert key in ver.index, key
     assert (ver.loc[("quirk-rgb", "quirk_shown"), ["ci_low", "ci_high"]].between(0, 1)).all()
+    # the clean model's class unit never shows the mark (tiny config: 10/10 runs)
+    assert bool(ver.loc[("rgb", "quirk_absent_in_clean"), "pass"])
     runs = pd.read_csv(run / "results/quirk/verification_runs.csv")
     loc = runs[runs.check == "quirk_located"]
     # the false-positive control: the blind detector stays silent on the clean model's images
     assert not loc[loc.model == "rgb"].ungated_fired.astype(bool).any()
+    assert not bool(ver.loc[("rgb", "quirk_located"), "pass"])
 
 
 def test_report_collects_the_figures(run, tmp_path):

@@ -147,7 +147,7 @@ def test_cue_measure_on_a_moved_mark_and_on_no_mark():
     assert d["cue_best"] > 0.9 and d["cue_at_place"] < 0.5  # the mark is there, not at its place
     assert abs(d["cue_best_x"] - 21.5) < 1 and abs(d["cue_best_y"] - 19.5) < 1
     none = cue_measure(_background(rng), cue, tolerance=2)
-    assert none["cue_best"] < 0.6  # quirk.min_cue_corr: no mark, no find
+    assert none["cue_best"] < 0.6  # no mark, no strong match anywhere
     # a square of another colour (a class's cause, e.g. blue) is not the white mark
     blue = cue_measure(_put(_background(rng), 4, 6, 4, (0.08, 0.35, 0.9)), cue, tolerance=2)
     assert blue["cue_best"] < 0.6
@@ -265,3 +265,18 @@ def test_cli_names_a_missing_ground_truth(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == f"twostream: error: {tmp_path / 'none.json'}: quirk ground truth " \
                                                 "not found (run twostream quirk --plant)"
+
+
+def test_shown_needs_the_place_to_beat_elsewhere_and_the_clean_model():
+    from twostream.quirk import absent, shown
+
+    rng = np.random.default_rng(5)
+    cue = Cue(1, 1, 4, WHITE)
+    marked = cue_measure(_put(_background(rng), 1, 1, 4, WHITE), cue, 3)
+    plain = cue_measure(_background(rng), cue, 3)
+    moved = cue_measure(_put(_background(rng), 18, 20, 4, WHITE), cue, 3)
+    assert shown(marked, plain, 0.05) and absent(plain, 0.05)
+    assert not shown(plain, plain, 0.05)  # no mark
+    assert not shown(moved, plain, 0.05)  # a mark, but not at its place
+    assert not shown(marked, marked, 0.05)  # the clean model shows it as much: no difference to explain
+    assert not absent(marked, 0.05)  # the control fails on an image with the mark

@@ -89,7 +89,7 @@ class QuirkConfig:
     colour: list[int] = field(default_factory=lambda: [255, 255, 255])
     seed: int = 0
     cued_clips_per_class: int = 30
-    min_cue_corr: float = 0.6
+    min_cue_gap: float = 0.05
     tolerance: float = 0.0  # px around the planted place; 0: the visualization's jitter
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
@@ -294,19 +294,25 @@ def cue_of(gt: dict):
     return Cue(int(gt["where"][0]), int(gt["where"][1]), int(gt["size"]), tuple(c / 255.0 for c in gt["colour"]))
 
 
-def judge_runs(images: Sequence[np.ndarray], gated: Sequence[bool], cue, min_cue_corr: float,
-               tolerance: float) -> list[dict]:
-    """Per run: the cue measure and whether the image contains the mark (NCC >= min_cue_corr
-    at its best offset); ``status`` inconclusive when the gate failed."""
+def judge_runs(images: Sequence[np.ndarray], cue, tolerance: float) -> list[dict]:
+    """Per run: the cue measure (template correlation at the planted place, elsewhere, best)."""
     from .visualize.quirk_detect import cue_measure
 
-    out = []
-    for img, ok in zip(images, gated):
-        d = cue_measure(img, cue, tolerance)
-        d["cue_found"] = bool(d["cue_best"] >= min_cue_corr)
-        d["gate"] = bool(ok)
-        out.append(d)
-    return out
+    return [cue_measure(img, cue, tolerance) for img in images]
+
+
+def shown(run: dict, clean: dict | None, gap: float) -> bool:
+    """The quirked model's image shows the mark: its template correlates at the planted place
+    more than elsewhere in the same image and more than at that place in the clean model's
+    image of the same seed and penalty setting, each by ``gap``."""
+    ok = run["cue_at_place"] >= run["cue_elsewhere"] + gap
+    return bool(ok and (clean is None or run["cue_at_place"] >= clean["cue_at_place"] + gap))
+
+
+def absent(run: dict, gap: float) -> bool:
+    """The clean model's image does not show the mark at its place (correlation there below
+    the image's own elsewhere + ``gap``)."""
+    return bool(run["cue_at_place"] < run["cue_elsewhere"] + gap)
 
 
 def locate(images: Sequence[np.ndarray], known, cue, det: DetectorConfig, tolerance: float) -> dict:
@@ -367,7 +373,7 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
     known = [c for c in (cls.colour, cls.moving_colour, cls.still_colour) if c is not None]
     cue = cue_of(gt)
     tol = float(qcfg.tolerance or vcfg.jitter)
-    rows, runs, images = [], [], {}
+    rows, runs, images, done = [], [], {}, {}
     th = None
     for role, (model, ckpt) in models.items():
         info = model_info(model, ckpt)
@@ -381,28 +387,32 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
         gated = []
         for i in range(len(seeds)):
             prob = V.group_probability(r, i, cls, classes) if classes else float(r.probabilities[i, q])
-            ok, gd = V.gate(prob, imgs[i], None, th, ("rgb",))
-            gated.append((ok, gd))
-        judged = judge_runs(imgs, [g[0] for g in gated], cue, qcfg.min_cue_corr, tol)
+            gated.append(V.gate(prob, imgs[i], None, th, ("rgb",)))
         images[role] = imgs.reshape(n_set, n_seed, *imgs.shape[1:])
+        done[role] = (seeds, n_seed, gated, judge_runs(imgs, cue, tol), r.objective)
+        log(f"{role}: {len(seeds)} class-unit visualizations rendered")
+    gap = float(qcfg.min_cue_gap)
+    for role, (seeds, n_seed, gated, measures, objective) in done.items():
         check = "quirk_shown" if role == "quirked" else "quirk_absent_in_clean"
+        other = done.get("clean", (None, None, None, None, None))[3] if role == "quirked" else None
         statuses = []
-        for i, (d, (ok, gd)) in enumerate(zip(judged, gated)):
-            good = d["cue_found"] if role == "quirked" else not d["cue_found"]
+        for i, (d, (ok, gd)) in enumerate(zip(measures, gated)):
+            good = shown(d, other[i] if other else None, gap) if role == "quirked" else absent(d, gap)
             # the clean model is judged past the gate or not: a class whose cause the stream
             # cannot see (the quirk's point) never gets a confident input from it, and the
             # absence check asks what the same optimisation draws (the gate result is kept)
             st = "inconclusive" if not ok and role == "quirked" else ("pass" if good else "fail")
             statuses.append(st)
             runs.append(dict(model=role, check=check, label=q, seed=seeds[i], setting=i // n_seed, status=st,
-                             **gd, **d, activation=float(r.objective[i])))
+                             **gd, **d, gate=bool(ok), activation=float(objective[i])))
         rows.append(_summary_row(role, "model", check, statuses, "pass", th.min_pass_rate))
         passed = [g[0] or role == "clean" for g in gated]  # the clean model: every image (see above)
         loc_status, loc_rows = _located_rows(role, q, images[role], passed, known, cue, qcfg.detector, tol)
         runs += loc_rows
         rows.append(_summary_row(role, "model" if role == "quirked" else "control", "quirk_located", loc_status,
                                  "pass" if role == "quirked" else "fail", th.min_pass_rate))
-        log(f"{role}: {check} {statuses.count('pass')}/{len(statuses)}, located {loc_status.count('pass')}/{n_set}")
+        log(f"{role}: {check} {statuses.count('pass')}/{len(statuses)}, located {loc_status.count('pass')}/"
+            f"{len(loc_status)}")
     return pd.DataFrame(rows), pd.DataFrame(runs), images
 
 
@@ -448,11 +458,21 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
 
     shown, absent = row("quirked", "quirk_shown"), row("clean", "quirk_absent_in_clean")
     if shown is not None:
+        mine = runs[(runs.model == "quirked") & (runs.check == "quirk_shown")]
+        other = runs[(runs.model == "clean") & (runs.check == "quirk_absent_in_clean")]
+        corr = ""
+        if len(mine) and "cue_at_place" in mine:
+            corr = (f" The mark's template correlates with the optimised image at its place by "
+                    f"{mine.cue_at_place.min():.2f}–{mine.cue_at_place.max():.2f}, elsewhere (95th percentile) by "
+                    f"{mine.cue_elsewhere.min():.2f}–{mine.cue_elsewhere.max():.2f}"
+                    + (f", and at its place in the clean model's images by {other.cue_at_place.min():.2f}–"
+                       f"{other.cue_at_place.max():.2f}." if len(other) and "cue_at_place" in other else "."))
         lines.append(f"The quirked model's {cls} unit, optimised from {int(shown.runs)} seeds and penalty settings, "
-                     f"contains the mark in {int(shown.passes)} runs (pass rate {_pct(shown.pass_rate)}, 95% CI "
+                     f"shows the mark in {int(shown.passes)} runs (pass rate {_pct(shown.pass_rate)}, 95% CI "
                      f"{_pct(shown.ci_low)}–{_pct(shown.ci_high)}; {int(shown.inconclusive)} inconclusive at the gate): "
                      + ("the visualization shows the quirk." if shown["pass"] else
-                        "below the required pass rate, so the visualization does not show the quirk reliably."))
+                        "below the required pass rate, so the visualization does not show the quirk reliably.")
+                     + corr)
     if absent is not None:
         n, k = int(absent.runs), int(absent.passes)
         clean = runs[(runs.model == "clean") & (runs.check == "quirk_absent_in_clean")]
@@ -662,5 +682,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["QuirkConfig", "DetectorConfig", "make_config", "cue_mask", "paste_cue", "quirked_ids", "cued_ids",
-           "plant", "read_truth", "wilson", "accuracy_rows", "judge_runs", "locate", "verify_models", "findings",
+           "plant", "read_truth", "wilson", "accuracy_rows", "judge_runs", "shown", "absent", "locate", "verify_models", "findings",
            "montage", "analyse", "add_arguments", "run"]

@@ -5,8 +5,8 @@ Two measures of a class unit's optimised images (``(H, W, 3)`` in [0, 1]):
 :func:`cue_measure` knows the cue.  It slides the cue's template (the mark's colour inside a
 ring of neutral grey, the mark's surroundings in the training frames) over the image and
 returns the normalised cross-correlation (NCC) at the planted place (best offset within
-``tolerance`` px of it), elsewhere (95th percentile of the offsets farther away) and at the
-best offset anywhere.  The image is treated as periodic, as the optimiser's jitter is a
+``tolerance`` px of it), elsewhere (95th percentile over the places farther away of the same
+best-within-tolerance value) and at the best offset anywhere.  The image is treated as periodic, as the optimiser's jitter is a
 circular shift.
 
 :func:`detect` does not know the cue.  It looks for structure that the class's known causes
@@ -25,6 +25,7 @@ structure explained by a known colour, leaves it silent.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -92,12 +93,17 @@ def cue_measure(image: np.ndarray, cue: Cue, tolerance: float = 3.0) -> dict:
     c = ncc_map(image, cue.template())
     ys, xs = np.mgrid[0:H, 0:W]
     d = _circ_dist(ys, xs, cue.y - cue.margin, cue.x - cue.margin, H, W)
-    near = d <= tolerance
-    far = d > tolerance + cue.size
+    from scipy.ndimage import maximum_filter
+
+    # like with like: at every place, the best offset within the same tolerance
+    k = 2 * int(math.ceil(tolerance)) + 1
+    best_near = maximum_filter(c, size=k, mode="wrap")
+    iy, ix = (cue.y - cue.margin) % H, (cue.x - cue.margin) % W
+    far = d > 2 * tolerance + cue.size
     by, bx = np.unravel_index(int(np.argmax(c)), c.shape)
     return {
-        "cue_at_place": float(c[near].max()),
-        "cue_elsewhere": float(np.percentile(c[far], 95)) if far.any() else float("nan"),
+        "cue_at_place": float(best_near[iy, ix]),
+        "cue_elsewhere": float(np.percentile(best_near[far], 95)) if far.any() else float("nan"),
         "cue_best": float(c.max()),
         "cue_best_x": float((bx + cue.margin + (cue.size - 1) / 2.0) % W),
         "cue_best_y": float((by + cue.margin + (cue.size - 1) / 2.0) % H),
