@@ -301,12 +301,12 @@ def judge_runs(images: Sequence[np.ndarray], cue, tolerance: float) -> list[dict
     return [cue_measure(img, cue, tolerance) for img in images]
 
 
-def shown(run: dict, clean: dict | None, gap: float) -> bool:
-    """The quirked model's image shows the mark: its template correlates at the planted place
-    more than elsewhere in the same image and more than at that place in the clean model's
-    image of the same seed and penalty setting, each by ``gap``."""
-    ok = run["cue_at_place"] >= run["cue_elsewhere"] + gap
-    return bool(ok and (clean is None or run["cue_at_place"] >= clean["cue_at_place"] + gap))
+def shown(run: dict, clean: dict, gap: float) -> bool:
+    """The quirked model's image shows the mark: the mark's template correlates with it (at
+    its best offset, anywhere: the stream pools globally and trains on shifted crops, so it
+    may draw the mark anywhere; *where* is the detector's question) more than with the clean
+    model's image of the same seed and penalty setting, by ``gap``."""
+    return bool(run["cue_best"] >= clean["cue_best"] + gap)
 
 
 def absent(run: dict, gap: float) -> bool:
@@ -397,7 +397,7 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
         other = done.get("clean", (None, None, None, None, None))[3] if role == "quirked" else None
         statuses = []
         for i, (d, (ok, gd)) in enumerate(zip(measures, gated)):
-            good = shown(d, other[i] if other else None, gap) if role == "quirked" else absent(d, gap)
+            good = shown(d, other[i], gap) if role == "quirked" else absent(d, gap)
             # the clean model is judged past the gate or not: a class whose cause the stream
             # cannot see (the quirk's point) never gets a confident input from it, and the
             # absence check asks what the same optimisation draws (the gate result is kept)
@@ -461,12 +461,16 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
         mine = runs[(runs.model == "quirked") & (runs.check == "quirk_shown")]
         other = runs[(runs.model == "clean") & (runs.check == "quirk_absent_in_clean")]
         corr = ""
-        if len(mine) and "cue_at_place" in mine:
-            corr = (f" The mark's template correlates with the optimised image at its place by "
-                    f"{mine.cue_at_place.min():.2f}–{mine.cue_at_place.max():.2f}, elsewhere (95th percentile) by "
-                    f"{mine.cue_elsewhere.min():.2f}–{mine.cue_elsewhere.max():.2f}"
-                    + (f", and at its place in the clean model's images by {other.cue_at_place.min():.2f}–"
-                       f"{other.cue_at_place.max():.2f}." if len(other) and "cue_at_place" in other else "."))
+        if len(mine) and "cue_at_place" in mine and len(other) and "cue_best" in other:
+            corr = (f" The mark's template correlates with the quirked model's images by {mine.cue_best.min():.2f}–"
+                    f"{mine.cue_best.max():.2f} at its best offset, with the clean model's by "
+                    f"{other.cue_best.min():.2f}–{other.cue_best.max():.2f}; at the planted place by "
+                    f"{mine.cue_at_place.min():.2f}–{mine.cue_at_place.max():.2f} (quirked) against "
+                    f"{mine.cue_elsewhere.min():.2f}–{mine.cue_elsewhere.max():.2f} elsewhere in the same images "
+                    f"(95th percentile), "
+                    + ("higher at the place in every run." if (mine.cue_at_place > mine.cue_elsewhere).all() else
+                       f"higher at the place in {int((mine.cue_at_place > mine.cue_elsewhere).sum())} of {len(mine)} "
+                       "runs."))
         lines.append(f"The quirked model's {cls} unit, optimised from {int(shown.runs)} seeds and penalty settings, "
                      f"shows the mark in {int(shown.passes)} runs (pass rate {_pct(shown.pass_rate)}, 95% CI "
                      f"{_pct(shown.ci_low)}–{_pct(shown.ci_high)}; {int(shown.inconclusive)} inconclusive at the gate): "
@@ -478,7 +482,7 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
         clean = runs[(runs.model == "clean") & (runs.check == "quirk_absent_in_clean")]
         gated = int(clean.get("gate", pd.Series(dtype=bool)).astype(bool).sum()) if "gate" in clean else 0
         prob = float(clean.prob.mean()) if "prob" in clean and len(clean) else float("nan")
-        text = (f"The clean model's {cls} unit is free of the mark in {k} of {n} runs (95% CI {_pct(absent.ci_low)}–"
+        text = (f"The clean model's {cls} unit has no mark at the planted place in {k} of {n} runs (95% CI {_pct(absent.ci_low)}–"
                 f"{_pct(absent.ci_high)}); {gated} of its runs pass the gate (mean class probability within the group "
                 f"{prob:.2f})")
         text += (": the clean model shows none of it." if absent["pass"] else
