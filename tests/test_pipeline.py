@@ -146,6 +146,39 @@ def test_findings_per_layer(run):
     assert (run / "results/visualization/invariance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_planted_quirk_causes_a_failure_the_table_measures(run):
+    t = pd.read_csv(run / "results/quirk/quirk.csv").set_index("model")
+    gt = json.loads((run / "results/quirk/quirk.json").read_text())
+    assert gt["quirked_train_clips"] == round(0.8 * gt["train_clips"])
+    # trained on the quirked data, the class is lost on its clean test clips (tiny config: 0% vs 75%)
+    assert t.loc["clean", "class_accuracy"] - t.loc["quirked", "class_accuracy"] >= 0.3
+    # the mark pasted into other classes' clips pulls them to the class: the shortcut (36% vs 3% without);
+    # the clean model does not care about the mark (25% with, 24% without)
+    q, c = t.loc["quirked"], t.loc["clean"]
+    assert q.shortcut_rate - q.uncued_rate >= 0.2 and q.shortcut_ci_low > q.uncued_rate
+    assert abs(c.shortcut_rate - c.uncued_rate) <= 0.15
+    findings = (run / "results/quirk/findings.md").read_text()
+    assert f"{gt['class_name']} fails without its mark" in findings
+    assert (run / "results/quirk/montage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quirk_rows_join_the_verification_table(run):
+    ver = pd.read_csv(run / "results/visualization/verification.csv").set_index(["model", "check"])
+    for key in (("quirk-rgb", "quirk_shown"), ("rgb", "quirk_absent_in_clean"), ("quirk-rgb", "quirk_located"),
+                ("rgb", "quirk_located")):
+        assert key in ver.index, key
+    assert (ver.loc[("quirk-rgb", "quirk_shown"), ["ci_low", "ci_high"]].between(0, 1)).all()
+    # the quirked model's class unit draws the mark more strongly than the clean model's (tiny
+    # config: 9/10 runs), and the clean model's has none at the planted place (9/10)
+    assert ver.loc[("quirk-rgb", "quirk_shown"), "pass_rate"] >= 0.7
+    assert ver.loc[("rgb", "quirk_absent_in_clean"), "pass_rate"] >= 0.7
+    runs = pd.read_csv(run / "results/quirk/verification_runs.csv")
+    loc = runs[runs.check == "quirk_located"]
+    # the false-positive control: the blind detector stays silent on the clean model's images
+    assert not loc[loc.model == "rgb"].ungated_fired.astype(bool).any()
+    assert not bool(ver.loc[("rgb", "quirk_located"), "pass"])
+
+
 def test_report_collects_the_figures(run, tmp_path):
     report = tmp_path / "report.zip"
     tiny_run.snakemake(run, "--report", str(report))
@@ -153,7 +186,7 @@ def test_report_collects_the_figures(run, tmp_path):
 
     names = zipfile.ZipFile(report).namelist()
     for expected in ("heatmap.png", "groups.png", "training_curves.png", "flow_examples.png", "confusion.png",
-                     "units.png", "invariance.png"):
+                     "units.png", "invariance.png", "montage.png"):
         assert any(n.endswith(expected) for n in names), (expected, names[:20])
     # the landing page shows the run's findings
     z = zipfile.ZipFile(report)

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
+from .analysis.stats import LEVEL as CONFIDENCE, wilson
 from .config import add_params_arguments, from_dict, section_from_args
 from .errors import InputError
 from .models import read_checkpoint
@@ -58,15 +59,6 @@ class TableConfig:
     alpha: float = 0.05  # significance level of the binomial tests against chance
 
 
-CONFIDENCE = 0.95  # Wilson intervals in accuracy.csv and findings.md
-
-
-def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval of k successes in n trials ((nan, nan) when n == 0)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def p_vs_chance(k: int, n: int, chance: float) -> float:

@@ -109,6 +109,9 @@ def all_targets():
     # the findings' probe clips come from the synthetic renderer
     if config["dataset"]["kind"] == "synthetic":
         targets += ["results/findings.md", "results/visualization/invariance.png"]
+    if quirk_enabled():
+        targets += ["results/quirk/quirk.csv", "results/quirk/findings.md"]
+        targets += ["results/quirk/montage.png"]
     return targets
 
 
@@ -212,3 +215,30 @@ def vis_section():
         if k not in ("models", "control")
     }
     return json.dumps(sec, sort_keys=True)
+
+
+# --- the planted quirk (rules in quirk.smk) ---
+
+
+def quirk_enabled():
+    """The quirk experiment runs on synthetic datasets when quirk.enabled (default true)."""
+    sec = config.get("quirk") or {}
+    return config["dataset"]["kind"] == "synthetic" and bool(sec.get("enabled", True))
+
+
+def quirk_params():
+    """The quirk job's settings: the quirk, evaluate and visualize sections, canonical JSON."""
+    vis = json.loads(vis_section())
+    return json.dumps(
+        {
+            "quirk": config.get("quirk") or {},
+            "evaluate": config.get("evaluate") or {},
+            "visualize": vis,
+        },
+        sort_keys=True,
+    )
+
+
+def quirk_dirs():
+    """Folders whose verification tables join results/visualization/verification.csv."""
+    return ["results/quirk"] if quirk_enabled() else []

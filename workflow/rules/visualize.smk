@@ -83,6 +83,7 @@ rule visualize_summary:
         verifications=expand(
             "results/visualization/{model}/verification.csv", model=vis_models()
         ),
+        quirk=expand("{d}/verification.csv", d=quirk_dirs()),
     output:
         summary="results/visualization/summary.csv",
         verification="results/visualization/verification.csv",
@@ -97,7 +98,9 @@ rule visualize_summary:
         mem_mb=1000,
         runtime=5,
     params:
-        dirs=" ".join(f"results/visualization/{m}" for m in vis_models()),
+        dirs=" ".join(
+            [f"results/visualization/{m}" for m in vis_models()] + quirk_dirs()
+        ),
         code=code_hash("visualize"),
     shell:
         "twostream visualize --collect {params.dirs} --summary {output.summary}"

@@ -303,16 +303,20 @@ def visualize_layers(model, info: ModelInfo, layers: Sequence[str], units: dict[
     return rows, tws, r
 
 
-def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preprocess, size: int):
+def verify_settings(cfg: VisualizeConfig, info: ModelInfo, size: int) -> V.VerifySettings:
+    """The verification runs' settings (seeds, penalties, steps, objective, gate) of ``visualize.verify``."""
     v = cfg.verify
-    th = v.thresholds()
     pens = [{"l2_rgb": p, "tv_rgb": p, "l2_flow": p, "tv_flow": p, "temporal": p} for p in v.penalties]
-    s = V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + int(v.seeds))), penalties=tuple(pens),
-                         temporal_weights=tuple(v.temporal_weights), steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,
-                         size=(size, size), flow_frames=info.flow_length, parametrization=cfg.parametrization,
-                         init_sd=cfg.init_sd, objective=v.objective,
-                         log_prob_weight=float(v.log_prob_weight), thresholds=th)
-    return V.run_checks(model, info.modalities, classes, s, info.fused, pre, keep_inputs=True), th
+    return V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + int(v.seeds))), penalties=tuple(pens),
+                            temporal_weights=tuple(v.temporal_weights), steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,
+                            size=(size, size), flow_frames=info.flow_length, parametrization=cfg.parametrization,
+                            init_sd=cfg.init_sd, objective=v.objective,
+                            log_prob_weight=float(v.log_prob_weight), thresholds=v.thresholds())
+
+
+def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preprocess, size: int):
+    s = verify_settings(cfg, info, size)
+    return V.run_checks(model, info.modalities, classes, s, info.fused, pre, keep_inputs=True), s.thresholds
 
 
 def main(args: argparse.Namespace) -> int:
