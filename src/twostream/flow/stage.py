@@ -23,9 +23,12 @@ from ..store import (
     FrameShard,
     StoreError,
     atomic_h5,
+    check_output,
+    checked_read,
+    create_dataset,
     quantize_flow,
-    video_table_to_array,
     write_provenance,
+    write_video_table,
 )
 from . import flow_config, make_backend
 
@@ -113,8 +116,10 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
     from tqdm import tqdm
 
     cfg = flow_config(cfg_dict)
+    check_output(out_path)  # fail before any work
     shard = FrameShard(frames_path)
-    H, W = check_frames(shard)
+    with checked_read(frames_path):
+        H, W = check_frames(shard)
     videos = shard.videos.copy()
     n_flow = (videos["n_frames"] - 1).astype(np.int64)
     videos["n_frames"] = n_flow.astype(np.int32)
@@ -128,8 +133,9 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
     dtype = np.uint8 if cfg.storage == "uint8" else np.float16
     t0 = time.perf_counter()
     with atomic_h5(out_path) as f:
-        f.create_dataset("videos", data=video_table_to_array(videos))
-        ds = f.create_dataset(
+        write_video_table(f, videos)
+        ds = create_dataset(
+            f,
             "flow",
             shape=(total, H, W, 2),
             maxshape=(None, H, W, 2),
