@@ -6,6 +6,7 @@ Frames shard (``results/frames/{shard}.h5``), ``layout_version`` 1::
               video_id, label, class_name, split, n_frames, fps, height, width, offset
     /frames   (N, H, W, 3) uint8 RGB, one frame per chunk, lzf     (codec "raw")
     /jpeg     (N,) variable-length uint8, one JPEG per frame       (codec "jpeg")
+    /jpeg_crc32 (N,) uint32, CRC-32 of each JPEG                   (codec "jpeg")
     attrs:    layout_version, kind="frames", codec, params (JSON), versions (JSON)
 
 Frames of video ``v`` are rows ``offset[v] : offset[v] + n_frames[v]``.
@@ -20,6 +21,10 @@ Flow shard (``results/flow/{shard}.h5``)::
               params (JSON), versions (JSON)
 
 Flow field ``t`` of a video is the motion from frame ``t`` to frame ``t + 1``.
+
+Checks: files use the HDF5 1.10 format (checksummed metadata), every chunked dataset a
+Fletcher-32 checksum per chunk (``create_dataset``), /videos a ``crc32`` attribute.
+Readers turn any failure into one StoreError naming the file and video (``checked_read``).
 """
 
 from __future__ import annotations
