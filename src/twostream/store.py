@@ -89,6 +89,14 @@ def write_provenance(f: h5py.File, kind: str, params: dict[str, Any], **extra: A
     f.attrs["versions"] = json.dumps(versions(), sort_keys=True)
     for k, v in extra.items():
         f.attrs[k] = v
+    # string attributes live in HDF5's global heap, which has no checksum
+    f.attrs["attrs_crc32"] = attrs_crc(f.attrs)
+
+
+def attrs_crc(attrs) -> int:
+    """CRC-32 of a file's attributes (all but ``attrs_crc32`` itself), as read back."""
+    items = sorted((k, v.decode() if isinstance(v, bytes) else str(v)) for k, v in attrs.items() if k != "attrs_crc32")
+    return zlib.crc32(repr(items).encode())
 
 
 def read_params(f: h5py.File) -> dict[str, Any]:
@@ -358,6 +366,9 @@ class _Shard:
             if crc is not None and int(crc) != table_crc(self.videos):
                 raise StoreError(f"{self.path}: corrupt /videos table (its CRC-32 does not match)")
             self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            crc = self.attrs.pop("attrs_crc32", None)
+            if crc is not None and int(crc) != attrs_crc(self.attrs):
+                raise StoreError(f"{self.path}: corrupt attributes (their CRC-32 does not match)")
         self._row = {vid: i for i, vid in enumerate(self.videos["video_id"])}
 
     def __getstate__(self) -> dict:
