@@ -43,7 +43,7 @@ from .config import add_params_arguments, from_dict, section_from_args
 from .errors import InputError
 from .models import read_checkpoint
 from .models.resnet import STAGES
-from .store import atomic_path
+from .store import atomic_path, checked_read
 
 MODEL_RE = re.compile(r"^fusion-(?P<method>[a-z0-9_]+)-(?P<position>[a-z0-9_+]+)-s(?P<seed>\d+)$")
 ST_GROUP = "spatiotemporal"
@@ -80,13 +80,12 @@ def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(scores (N, K), labels (N,)) of an evaluate stage's scores.h5."""
     if not path.exists():
         raise InputError(f"{path}: scores file not found")
-    try:
-        with h5py.File(path, "r") as f:
-            scores = np.asarray(f["scores"][()], dtype=np.float64)
-            key = "labels" if "labels" in f else "label"
-            labels = np.asarray(f[key][()], dtype=np.int64)
-    except (OSError, KeyError) as e:
-        raise InputError(f"{path}: not a scores file with /scores and /labels ({e})") from None
+    with checked_read(path), h5py.File(path, "r") as f:
+        if "scores" not in f or not ("labels" in f or "label" in f):
+            raise InputError(f"{path}: not a scores file with /scores and /labels")
+        scores = np.asarray(f["scores"][()], dtype=np.float64)
+        key = "labels" if "labels" in f else "label"
+        labels = np.asarray(f[key][()], dtype=np.int64)
     if scores.ndim != 2 or len(scores) != len(labels):
         raise InputError(f"{path}: /scores {scores.shape} and /labels {labels.shape} do not match")
     return scores, labels

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,16 +58,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived: unwinds the stage so that every temporary file is removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame) -> None:
+    # ignore repeats while the stage cleans up (SLURM sends SIGKILL after its KillWait)
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
 def _run(module, args) -> int:
     from .config import ConfigError
-    from .errors import InputError
-    from .store import StoreError
+    from .errors import InputError, one_line
 
+    handled = (signal.SIGTERM, signal.SIGINT)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _stop) for s in handled} if main_thread else {}
+    code = 0
     try:
-        return int(module.run(args) or 0)
-    except (ConfigError, InputError, StoreError) as e:
-        print(f"twostream: error: {e}", file=sys.stderr)
-        return 2
+        code = int(module.run(args) or 0)
+    except (ConfigError, InputError) as e:
+        print(f"twostream: error: {one_line(str(e))}", file=sys.stderr)
+        code = 2
+        _exit_if_abandoned(code)
+    except Stopped as e:
+        name = signal.Signals(e.signum).name
+        print(f"twostream: stopped by {name} (temporary files removed)", file=sys.stderr)
+        code = 128 + e.signum
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return code
+
+
+def _exit_if_abandoned(code: int) -> None:
+    """End the process now when an HDF5 write failed: HDF5 2.0 crashes (SIGSEGV) when it
+    closes such a file, also at interpreter exit. The temporary file is already removed."""
+    store = sys.modules.get("twostream.store")
+    if store is not None and store.abandoned_h5():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import dataclasses
 import itertools
 import json
 import sys
+import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ import pandas as pd
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args, to_dict
 from .errors import InputError
 from .index import assign_shards, read_index
-from .store import atomic_h5, atomic_path, video_table_to_array, write_provenance
+from .store import atomic_h5, atomic_path, check_output, create_dataset, write_provenance, write_video_table
 from .video import Decoded, FramePool, decode_video, encode_jpeg
 
 CODECS = ("raw", "jpeg")
@@ -172,8 +173,8 @@ class FrameWriter:
     def _add_raw(self, row: dict, frames_bgr) -> None:
         h, w = frames_bgr[0].shape[:2]
         if self.ds is None:
-            self.ds = self.f.create_dataset(
-                "frames", shape=(0, h, w, 3), maxshape=(None, h, w, 3), chunks=(1, h, w, 3),
+            self.ds = create_dataset(
+                self.f, "frames", shape=(0, h, w, 3), maxshape=(None, h, w, 3), chunks=(1, h, w, 3),
                 dtype=np.uint8, compression="lzf",
             )  # fmt: skip
             self.buf = np.empty((self.BATCH, h, w, 3), np.uint8)
@@ -191,28 +192,33 @@ class FrameWriter:
                 cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self.buf[i])
             self.ds[self.n + start : self.n + start + len(part)] = self.buf[: len(part)]
 
+    def _create_jpeg(self) -> None:
+        """/jpeg (variable-length, which HDF5 cannot checksum) and /jpeg_crc32, one CRC-32 per frame."""
+        self.ds = create_dataset(
+            self.f, "jpeg", shape=(0,), maxshape=(None,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8)
+        )
+        self.crc = create_dataset(self.f, "jpeg_crc32", shape=(0,), maxshape=(None,), chunks=(4096,), dtype=np.uint32)
+
     def _add_jpeg(self, encoded: list[np.ndarray]) -> None:
         if self.ds is None:
-            self.ds = self.f.create_dataset(
-                "jpeg", shape=(0,), maxshape=(None,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8)
-            )
+            self._create_jpeg()
         k = len(encoded)
         data = np.empty(k, dtype=object)
         data[:] = encoded
         self.ds.resize(self.n + k, axis=0)
         self.ds[self.n : self.n + k] = data
+        self.crc.resize(self.n + k, axis=0)
+        self.crc[self.n : self.n + k] = [zlib.crc32(np.ascontiguousarray(e).tobytes()) for e in encoded]
 
     def finish(self) -> pd.DataFrame:
         """Write /videos (and an empty frames dataset for a shard without videos)."""
         if self.ds is None:
             if self.codec == "raw":
-                self.f.create_dataset("frames", shape=(0, 0, 0, 3), dtype=np.uint8)
+                create_dataset(self.f, "frames", shape=(0, 0, 0, 3), dtype=np.uint8)
             else:
-                self.f.create_dataset(
-                    "jpeg", shape=(0,), maxshape=(None,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8)
-                )
+                self._create_jpeg()
         videos = pd.DataFrame(self.rows, columns=list(_VIDEO_COLUMNS))
-        self.f.create_dataset("videos", data=video_table_to_array(videos))
+        write_video_table(self.f, videos)
         return videos
 
 
@@ -414,6 +420,9 @@ def run(args: argparse.Namespace) -> int:
     if not index_path.is_file():
         raise InputError(f"{index_path}: no such index file")
     index = read_index(index_path)
+    for out in (args.out, args.bad_list):  # fail before decoding anything
+        if out:
+            check_output(out)
     rows = shard_rows(index, args.shard, cfg.shards)
     videos, bad = decode_shard(
         rows,

@@ -40,7 +40,7 @@ from .data import ClipDataset
 from .engine import make_loader, predict_videos, setup
 from .errors import InputError
 from .models import load_model
-from .store import atomic_h5, atomic_path, write_provenance
+from .store import atomic_h5, atomic_path, checked_read, create_dataset, write_provenance
 
 
 @dataclass
@@ -176,11 +176,11 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_h5(out / "scores.h5") as f:
-        f["scores"] = probs.astype(np.float32)
-        f["logits"] = logits.astype(np.float32)
-        f["labels"] = labels.astype(np.int32)
-        f["video_id"] = np.array(ds.videos["video_id"].tolist(), dtype=object).astype("S")
-        f["class_names"] = np.array(names, dtype=object).astype("S")
+        create_dataset(f, "scores", data=probs.astype(np.float32))
+        create_dataset(f, "logits", data=logits.astype(np.float32))
+        create_dataset(f, "labels", data=labels.astype(np.int32))
+        create_dataset(f, "video_id", data=np.array(ds.videos["video_id"].tolist(), dtype=object).astype("S"))
+        create_dataset(f, "class_names", data=np.array(names, dtype=object).astype("S"))
         write_provenance(f, "scores", asdict(cfg), model=name, checkpoint=str(args.checkpoint),
                          spec=json.dumps(ckpt["spec"], sort_keys=True),
                          train_config=json.dumps(ckpt.get("config", {}), sort_keys=True, default=str),
@@ -196,7 +196,7 @@ def main(args: argparse.Namespace) -> int:
 
 def read_scores(path: str | Path) -> dict[str, Any]:
     """Read a ``scores.h5`` back: scores, logits, labels, video_id, class_names, attrs."""
-    with h5py.File(path, "r") as f:
+    with checked_read(path), h5py.File(path, "r") as f:
         return {
             "scores": f["scores"][()], "logits": f["logits"][()], "labels": f["labels"][()],
             "video_id": [v.decode() for v in f["video_id"][()]],

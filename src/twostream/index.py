@@ -34,10 +34,21 @@ def assign_shards(index: pd.DataFrame, n_shards: int) -> pd.Series:
 
 
 def read_index(path: str | Path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"video_id": str, "path": str, "class_name": str, "split": str})
+    try:
+        df = pd.read_csv(path, dtype={"video_id": str, "path": str, "class_name": str, "split": str})
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such index file") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file, not a video index (rerun twostream index)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: not a readable video index ({' '.join(str(e).split())})") from None
+    except OSError as e:
+        raise InputError(f"{path}: unreadable ({e.strerror or e})") from None
     missing = [c for c in INDEX_COLUMNS if c not in df]
     if missing:
         raise InputError(f"{path}: index lacks column(s) {', '.join(missing)}")
+    if df.empty:
+        raise InputError(f"{path}: the index lists no videos (rerun twostream index)")
     return df
 
 

@@ -125,6 +125,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = from_dict(DatasetConfig, section_from_args(args, "dataset"), "dataset")
+    from ..store import check_output
+
+    for out in (args.out, args.meta or Path(args.out).with_suffix(".json")):  # fail before any work
+        check_output(out)
     df = build_index(cfg.kind, cfg.root, cfg.split, cfg.test_ratio, cfg.splits_dir or None)
     write_index(df, args.out)
     meta = {

@@ -4,7 +4,9 @@ Layout::
 
     <root>/<class>/<any name>.<video extension>
 
-Labels are the class folders in sorted order. Within each class, videos are
+Hidden and system files and folders (names starting with ``.``, including macOS
+``._*`` and ``.DS_Store``; ``Thumbs.db``, ``desktop.ini``, ``__MACOSX``) are never
+classes or videos. Labels are the class folders in sorted order. Within each class, videos are
 ordered by the SHA-1 of their file name and the first ``round(n * test_ratio)``
 (at least one when the class has two or more videos, never all of them) go to
 ``test``: the split is deterministic, independent of the machine, and stable
@@ -20,7 +22,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..video import is_video_name
-from ._common import finish_index
+from ._common import finish_index, is_hidden
 
 
 def n_test(n: int, test_ratio: float) -> int:
@@ -34,12 +36,14 @@ def build(root: Path, test_ratio: float) -> pd.DataFrame:
         raise InputError(f"test_ratio must lie strictly between 0 and 1, got {test_ratio}")
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder does not exist")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
     if not folders:
         raise InputError(f"{root}: no class folders (expected <root>/<class>/<video>)")
     rows = []
     for label, folder in enumerate(folders):
-        videos = sorted(p.name for p in folder.iterdir() if p.is_file() and is_video_name(p.name))
+        videos = sorted(
+            p.name for p in folder.iterdir() if p.is_file() and is_video_name(p.name) and not is_hidden(p.name)
+        )
         if not videos:
             raise InputError(f"{folder}: class folder holds no video files")
         videos.sort(key=lambda name: hashlib.sha1(name.encode()).hexdigest())

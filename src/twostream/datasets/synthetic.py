@@ -603,9 +603,15 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
     cfg.validate()
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    from ..store import temp_path
+
+    tmp = temp_path(root)  # the same for every run: a rerun removes what a killed run left
+    old = root.with_name(f".{root.name}.old")
+    for leftover in (tmp, old):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        elif leftover.exists() or leftover.is_symlink():
+            leftover.unlink()
     tmp.mkdir()
     try:
         classes = class_table(cfg)
@@ -633,13 +639,12 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
         _write_text(tmp / "trainlist01.txt", [f"{p} {lab + 1}" for p, lab in zip(tr.path, tr.label)])
         _write_text(tmp / "testlist01.txt", list(te.path))
         # swap in: the final name only ever holds a complete dataset
-        old = None
-        if root.exists() or root.is_symlink():
-            old = root.with_name(f".{root.name}.{os.getpid()}.old")
+        moved = root.exists() or root.is_symlink()
+        if moved:
             os.replace(root, old)
         os.replace(tmp, root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        if moved:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() and not old.is_symlink() else old.unlink()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

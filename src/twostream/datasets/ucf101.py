@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from ._common import check_exist, finish_index, read_lines
+from ._common import check_exist, check_listed, check_split_file, finish_index, read_lines
 
 
 def read_class_index(path: Path) -> dict[str, int]:
@@ -44,13 +44,16 @@ def _read_list(path: Path, classes: dict[str, int], split: str) -> list[dict]:
     if not path.is_file():
         raise InputError(f"{path}: missing UCF101 split file")
     rows = []
-    for lineno, line in read_lines(path):
+    lines = list(read_lines(path))
+    check_split_file(path, lines)
+    for lineno, line in lines:
         parts = line.split()
         if len(parts) not in (1, 2):
             raise InputError(f"{path}:{lineno}: expected '<Class>/<video>.avi [label]', got {line!r}")
         rel = parts[0].replace("\\", "/")
         if "/" not in rel:
             raise InputError(f"{path}:{lineno}: {rel!r} lacks its class folder ('<Class>/<video>.avi')")
+        check_listed(path, lineno, rel)
         class_name = rel.split("/", 1)[0]
         if class_name not in classes:
             raise InputError(f"{path}:{lineno}: unknown class {class_name!r} (not in classInd.txt)")
@@ -78,8 +81,9 @@ def build(root: Path, split: int, splits_dir: Path | None = None) -> pd.DataFram
     if split not in (1, 2, 3):
         raise InputError(f"UCF101 has splits 1, 2, 3; got split {split}")
     classes = read_class_index(splits_dir / "classInd.txt")
-    rows = _read_list(splits_dir / f"trainlist{split:02d}.txt", classes, "train")
-    rows += _read_list(splits_dir / f"testlist{split:02d}.txt", classes, "test")
+    lists = {"train": str(splits_dir / f"trainlist{split:02d}.txt"), "test": str(splits_dir / f"testlist{split:02d}.txt")}
+    rows = _read_list(Path(lists["train"]), classes, "train")
+    rows += _read_list(Path(lists["test"]), classes, "test")
     df = pd.DataFrame(rows)
     check_exist(df, root)
-    return finish_index(df, root)
+    return finish_index(df, root, lists)

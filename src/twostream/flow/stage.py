@@ -28,9 +28,12 @@ from ..store import (
     StoreError,
     atomic_h5,
     encode_flow_png,
+    check_output,
+    checked_read,
+    create_dataset,
     quantize_flow,
-    video_table_to_array,
     write_provenance,
+    write_video_table,
 )
 from . import flow_config, make_backend
 
@@ -135,8 +138,10 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
     from ..progress import progress as progress_bar
 
     cfg = flow_config(cfg_dict)
+    check_output(out_path)  # fail before any work
     shard = FrameShard(frames_path)
-    sizes = check_frames(shard)
+    with checked_read(frames_path):
+        sizes = check_frames(shard)
     layout = choose_layout(cfg.layout, sizes, str(frames_path))
     if not sizes:
         print(f"{frames_path}: no videos (every video of the shard was bad?); writing an empty flow shard",
@@ -154,16 +159,16 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
     dtype = np.uint8 if cfg.storage == "uint8" else np.float16
     t0 = time.perf_counter()
     with atomic_h5(out_path) as f:
-        f.create_dataset("videos", data=video_table_to_array(videos))
-        if layout == "png":
-            ds = f.create_dataset("flow_png", shape=(total,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8))
+        write_video_table(f, videos)
+        if layout == "png":  # each field a PNG: its own CRC-32 per chunk and zlib's Adler-32
+            ds = create_dataset(f, "flow_png", shape=(total,), chunks=(1,), dtype=h5py.vlen_dtype(np.uint8))
         elif total:
             H, W = sizes[0]
-            ds = f.create_dataset(
-                "flow", shape=(total, H, W, 2), dtype=dtype, chunks=(1, H, W, 2), compression="lzf"
+            ds = create_dataset(
+                f, "flow", shape=(total, H, W, 2), dtype=dtype, chunks=(1, H, W, 2), compression="lzf"
             )  # fmt: skip
         else:  # no videos: no chunks (HDF5 chunks cannot exceed an empty shape)
-            ds = f.create_dataset("flow", shape=(0, 0, 0, 2), dtype=dtype)
+            ds = create_dataset(f, "flow", shape=(0, 0, 0, 2), dtype=dtype)
         row = 0
         target = max(cfg.batch_size, 32)
         with progress_bar(total=total, desc=f"flow {cfg.backend}", unit="pair", file=sys.stderr,

@@ -34,7 +34,7 @@ import torch
 
 from ..config import ConfigError, add_params_arguments, from_dict, section_from_args
 from ..errors import InputError
-from ..store import atomic_h5, atomic_path, write_provenance
+from ..store import atomic_h5, atomic_path, create_dataset, write_provenance
 from . import regularizers as R
 from . import verify as V
 from .objectives import OUTPUT, WHERE, channels
@@ -368,15 +368,15 @@ def main(args: argparse.Namespace) -> int:
             means, sel, top = np.full((U, 0), np.nan), np.full(U, -1), np.full(U, -1)
         with atomic_h5(layer_dir / f"{_flat_name(l)}.h5") as f:
             if rgb is not None:
-                f.create_dataset("rgb", data=rgb.astype(np.float32), compression="lzf")
+                create_dataset(f, "rgb", data=rgb.astype(np.float32), compression="lzf")
             if flow is not None:
-                f.create_dataset("flow", data=flow.astype(np.float32), compression="lzf")
-            f["units"] = np.asarray(units[l], np.int64)
-            f["temporal_weights"] = np.asarray(tws, np.float64)
-            f["activation"] = act.astype(np.float64)
-            f["test_max"] = np.asarray(test_max, np.float64)
-            f["class_means"] = np.asarray(means, np.float64)
-            f["selectivity"] = np.asarray(sel, np.int64)
+                create_dataset(f, "flow", data=flow.astype(np.float32), compression="lzf")
+            create_dataset(f, "units", data=np.asarray(units[l], np.int64))
+            create_dataset(f, "temporal_weights", data=np.asarray(tws, np.float64))
+            create_dataset(f, "activation", data=act.astype(np.float64))
+            create_dataset(f, "test_max", data=np.asarray(test_max, np.float64))
+            create_dataset(f, "class_means", data=np.asarray(means, np.float64))
+            create_dataset(f, "selectivity", data=np.asarray(sel, np.int64))
             write_provenance(f, "visualization", asdict(cfg), model=name, layer=l, checkpoint=str(args.checkpoint),
                              modalities=json.dumps(list(info.modalities)), flow_units="px/frame",
                              flow_layout="(unit, setting, L, H, W, 2) x right, y down", where=cfg.where,
