@@ -57,7 +57,7 @@ import pandas as pd
 from .config import ConfigError, from_dict, load_config
 from .analysis.stats import wilson
 from .errors import InputError
-from .store import FrameShard, atomic_h5, atomic_path, write_provenance
+from .store import FrameShard, atomic_h5, atomic_path, create_dataset, write_provenance
 
 KINDS = ("mark",)
 # the two models of the experiment and their names in the verification tables
@@ -611,7 +611,7 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
     montage(out / "montage.png", gt, images, example, table)
     with atomic_h5(out / "visualizations.h5") as f:
         for role, imgs in images.items():
-            f.create_dataset(role, data=imgs.astype(np.float32), compression="lzf")
+            create_dataset(f, role, data=imgs.astype(np.float32), compression="lzf")
         write_provenance(f, "quirk_visualization", {"quirk": asdict(qcfg), "visualize": asdict(vcfg)},
                          truth=json.dumps({k: v for k, v in gt.items() if k not in ("quirked", "cued_test")}),
                          layout="(penalty setting, seed, H, W, 3) RGB in [0, 1]: the quirked class unit's "
