@@ -33,7 +33,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
@@ -43,7 +42,8 @@ from .config import add_params_arguments, from_dict, section_from_args
 from .errors import InputError
 from .models import read_checkpoint
 from .models.resnet import STAGES
-from .store import atomic_path, checked_read
+from .readers import read_classes, read_scores
+from .store import atomic_path
 
 MODEL_RE = re.compile(r"^fusion-(?P<method>[a-z0-9_]+)-(?P<position>[a-z0-9_+]+)-s(?P<seed>\d+)$")
 ST_GROUP = "spatiotemporal"
@@ -74,32 +74,6 @@ def parse_model(name: str) -> dict:
     if not m:
         raise InputError(f"{name}: not a model name of the grid (rgb, flow or fusion-<method>-<position>-s<seed>)")
     return {"method": m["method"], "position": m["position"], "seed": int(m["seed"])}
-
-
-def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (N, K), labels (N,)) of an evaluate stage's scores.h5."""
-    if not path.exists():
-        raise InputError(f"{path}: scores file not found")
-    with checked_read(path), h5py.File(path, "r") as f:
-        if "scores" not in f or not ("labels" in f or "label" in f):
-            raise InputError(f"{path}: not a scores file with /scores and /labels")
-        scores = np.asarray(f["scores"][()], dtype=np.float64)
-        key = "labels" if "labels" in f else "label"
-        labels = np.asarray(f[key][()], dtype=np.int64)
-    if scores.ndim != 2 or len(scores) != len(labels):
-        raise InputError(f"{path}: /scores {scores.shape} and /labels {labels.shape} do not match")
-    return scores, labels
-
-
-def read_classes(path: Path) -> pd.DataFrame:
-    if not Path(path).exists():
-        raise InputError(f"{path}: classes file not found")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for col in ("label", "class_name", "group"):
-        if col not in df:
-            raise InputError(f"{path}: classes file lacks column {col!r}")
-    df["label"] = df["label"].astype(int)
-    return df.sort_values("label").reset_index(drop=True)
 
 
 def group_accuracies(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFrame) -> dict[str, float]:
@@ -175,7 +149,8 @@ def model_row(name: str, eval_dir: Path, model_dir: Path, classes: pd.DataFrame)
     row = {"model": name, **parse_model(name)}
     row["parameters"] = count_parameters(model_dir / "checkpoint.pt")
     row["train_seconds"] = round(train_seconds(model_dir / "history.csv"), 2)
-    scores, labels = read_scores(eval_dir / "scores.h5")
+    sc = read_scores(eval_dir / "scores.h5")
+    scores, labels = sc["scores"], sc["labels"]
     pred = scores.argmax(axis=1)
     counts = {"top1": (int(np.sum(pred == labels)), len(labels))}
     per_class = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]

@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
@@ -40,6 +39,7 @@ from .data import ClipDataset
 from .engine import make_loader, predict_videos, setup
 from .errors import InputError
 from .models import load_model
+from .readers import read_classes, read_scores  # noqa: F401  (read_scores: the reader of this stage's output)
 from .store import atomic_h5, atomic_path, checked_read, create_dataset, write_provenance
 
 
@@ -59,20 +59,6 @@ class EvalConfig:
             raise ConfigError(f"evaluate.crops must be 1 or 10, got {self.crops!r}")
         if int(self.frames) < 1 or int(self.batch_size) < 1:
             raise ConfigError("evaluate.frames and evaluate.batch_size must be >= 1")
-
-
-def read_classes(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: classes file not found") from None
-    except Exception as e:  # noqa: BLE001
-        raise InputError(f"{path}: not a readable CSV ({e})") from None
-    missing = [c for c in ("label", "class_name", "group") if c not in df]
-    if missing:
-        raise InputError(f"{path}: lacks column(s) {', '.join(missing)} (needs label, class_name, group)")
-    return df
 
 
 def compute_metrics(
@@ -192,17 +178,6 @@ def main(args: argparse.Namespace) -> int:
     print(f"twostream evaluate: {name} top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} "
           f"mean class {metrics['mean_class_accuracy']:.3f}", file=sys.stderr)
     return 0
-
-
-def read_scores(path: str | Path) -> dict[str, Any]:
-    """Read a ``scores.h5`` back: scores, logits, labels, video_id, class_names, attrs."""
-    with checked_read(path), h5py.File(path, "r") as f:
-        return {
-            "scores": f["scores"][()], "logits": f["logits"][()], "labels": f["labels"][()],
-            "video_id": [v.decode() for v in f["video_id"][()]],
-            "class_names": [v.decode() for v in f["class_names"][()]],
-            "attrs": {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()},
-        }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

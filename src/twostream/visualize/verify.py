@@ -43,6 +43,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from ..errors import InputError
+from ..readers import read_classes as read_class_table
 from . import regularizers as R
 from .objectives import class_log_prob, class_logit
 from .params import InputSet, InputSpec
@@ -133,22 +134,14 @@ def _parse_direction(v, where: str) -> tuple[float, float] | None:
 def read_classes(path: str | Path) -> list[ClassFactors]:
     """Read the synthetic dataset's ``classes.csv``.
 
-    Columns used: ``label``, ``class_name`` (or ``name``), ``group``, ``direction``
+    Columns used: ``label``, ``class_name``, ``group``, ``direction``
     (left/right/up/down, an angle in degrees or "dx dy"; other motions such as
     rotate/zoom/random have none), ``moving_rgb`` and ``still_rgb`` ("R G B" 0..255).
     The colour of an appearance class is its ``moving_rgb`` (or ``colour_rgb``/``rgb``).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: classes file not found")
-    try:
-        df = pd.read_csv(path, keep_default_na=False)
-    except Exception as e:  # noqa: BLE001
-        raise InputError(f"{path}: not a readable CSV ({e})") from None
-    name_col = "class_name" if "class_name" in df else "name"
-    for col in ("label", name_col, "group"):
-        if col not in df:
-            raise InputError(f"{path}: lacks column {col!r}")
+    df = read_class_table(path)
+    name_col = "class_name"
     out = []
     for i, row in df.iterrows():
         where = f"{path} row {i + 2}"
