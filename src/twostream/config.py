@@ -85,16 +85,21 @@ def add_params_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", help="YAML config file; the stage reads its own section from it")
 
 
+def params_object(text: str) -> dict[str, Any]:
+    """The JSON object of a ``--params`` argument (one-line errors)."""
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--params is not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ConfigError("--params must be a JSON object")
+    return d
+
+
 def section_from_args(args: argparse.Namespace, section: str) -> dict[str, Any]:
     """The stage's settings dict from ``--params`` or from ``--config``'s section."""
     if getattr(args, "params", None):
-        try:
-            d = json.loads(args.params)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--params is not valid JSON ({e})") from None
-        if not isinstance(d, dict):
-            raise ConfigError("--params must be a JSON object")
-        return d
+        return params_object(args.params)
     if getattr(args, "config", None):
         cfg = load_config(args.config)
         return dict(cfg.get(section) or {})

@@ -54,7 +54,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, from_dict, load_config
+from .config import ConfigError, from_dict, load_config, params_object
 from .analysis.stats import wilson
 from .errors import InputError
 from .store import FrameShard, atomic_h5, atomic_path, create_dataset, write_provenance
@@ -629,12 +629,7 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
 def sections_from_args(args: argparse.Namespace) -> dict[str, dict]:
     """{section: settings} from ``--params`` (a JSON object keyed by section) or ``--config``."""
     if args.params:
-        try:
-            d = json.loads(args.params)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--params is not valid JSON ({e})") from None
-        if not isinstance(d, dict):
-            raise ConfigError("--params must be a JSON object")
+        d = params_object(args.params)
         return {k: dict(d.get(k) or {}) for k in SECTIONS}
     if args.config:
         cfg = load_config(args.config)
