@@ -62,8 +62,8 @@ def _node_limits() -> tuple[int, int]:
 
 def fit_profile(profile: dict, cpus: int, mem_mb: int) -> dict:
     """The profile with per-job requests shrunk to the test node and no GPU
-    requests (the test node has none: gpu=0 also overrides a rule's own gpu=1);
-    everything else is kept as it is."""
+    requests (the test node has none: gpu=0 also overrides a rule's own gpu=1), and
+    no set-threads; everything else is kept as it is."""
     fitted = yaml.safe_load(yaml.safe_dump(profile))
     for res in [fitted.get("default-resources", {}), *fitted.get("set-resources", {}).values()]:
         for key in {"gpu_model", "gres"} & res.keys():
@@ -73,8 +73,9 @@ def fit_profile(profile: dict, cpus: int, mem_mb: int) -> dict:
             res["cpus_per_task"] = min(int(res["cpus_per_task"]), cpus)
         if "mem_mb" in res:
             res["mem_mb"] = min(int(res["mem_mb"]), mem_mb // 4)
-    for rule, n in fitted.get("set-threads", {}).items():
-        fitted["set-threads"][rule] = min(int(n), cpus)
+    # jobs keep the threads their rules declare, as in the local run: float results
+    # (training, activation maximisation) depend on torch's thread count
+    fitted.pop("set-threads", None)
     return fitted
 
 
@@ -88,7 +89,7 @@ def test_fit_profile_only_shrinks_requests():
     fitted = fit_profile(profile, cpus=2, mem_mb=20000)
     assert fitted["set-resources"]["train"] == {"mem_mb": 5000, "cpus_per_task": 2, "runtime": 60, "gpu": 0}
     assert fitted["default-resources"] == {"mem_mb": 2000, "cpus_per_task": 1, "gpu": 0}
-    assert fitted["set-threads"] == {"train": 2}
+    assert "set-threads" not in fitted and profile["set-threads"] == {"train": 8}
     assert fitted["executor"] == "slurm"
     assert profile["set-resources"]["train"]["gpu"] == 1  # the input is left alone
 
