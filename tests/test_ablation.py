@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from twostream.ablation import (
-    build_table, chance_levels, findings, group_accuracies, parse_model, read_classes, TableConfig,
+    build_table, chance_levels, findings, group_accuracies, read_classes, TableConfig,
 )
 from twostream.cli import main
-from twostream.errors import InputError
+from twostream.grid import parse_model
 
 CLASSES = pd.DataFrame({
     "label": range(8),
@@ -71,14 +71,6 @@ def results(tmp_path):
         seconds = [] if "late" in m else [1.5, 2.25]
         pd.DataFrame({"epoch": range(1, len(seconds) + 1), "seconds": seconds}).to_csv(d / "history.csv", index=False)
     return tmp_path
-
-
-def test_parse_model_names():
-    assert parse_model("fusion-conv3d_pool3d-res3-s2") == {"method": "conv3d_pool3d", "position": "res3", "seed": 2}
-    assert parse_model("fusion-st_add-res2+res3-s0")["position"] == "res2+res3"
-    assert parse_model("rgb")["method"] == "rgb"
-    with pytest.raises(InputError, match="fusion-conv-res3: not a model name"):
-        parse_model("fusion-conv-res3")
 
 
 def test_group_and_factor_accuracy_by_hand():
@@ -186,7 +178,7 @@ def made_up_table(st_correct: dict[str, int], n: int = 120) -> pd.DataFrame:
 
     rows = []
     for model, k in st_correct.items():
-        row = {"model": model, **parse_model(model), "parameters": 1, "train_seconds": 0.0,
+        row = {"model": model, **parse_model(model)._asdict(), "parameters": 1, "train_seconds": 0.0,
                "mean_class_acc": 0.0}
         counts = {"top1": (k + 6 * n, 7 * n), "acc_appearance": (n, n), "acc_motion": (n, n),
                   "acc_spatiotemporal": (k, n), "st_moving_colour": (k, n), "st_direction": (n, n)}

@@ -29,7 +29,6 @@ group is *solved* when the accuracy reaches ``solved`` and a binomial test rejec
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +39,12 @@ from scipy.stats import binomtest
 from .analysis.stats import LEVEL as CONFIDENCE, wilson
 from .config import add_params_arguments, from_dict, section_from_args
 from .errors import InputError
+from .grid import NO_POSITION, STREAMS, family, parse_model
 from .models import read_checkpoint
 from .models.resnet import STAGES
 from .readers import read_classes, read_scores
 from .store import atomic_path
 
-MODEL_RE = re.compile(r"^fusion-(?P<method>[a-z0-9_]+)-(?P<position>[a-z0-9_+]+)-s(?P<seed>\d+)$")
 ST_GROUP = "spatiotemporal"
 ST_FACTORS = ("moving_colour", "direction")
 STREAM_LABELS = {"rgb": "appearance stream", "flow": "motion stream"}
@@ -64,16 +63,6 @@ class TableConfig:
 def p_vs_chance(k: int, n: int, chance: float) -> float:
     """Two-sided exact binomial test of k of n against the chance rate (nan when n == 0)."""
     return float(binomtest(int(k), int(n), chance).pvalue) if n > 0 else float("nan")
-
-
-def parse_model(name: str) -> dict:
-    """method, position, seed of a model directory name."""
-    if name in STREAM_LABELS:
-        return {"method": name, "position": "-", "seed": 0}
-    m = MODEL_RE.match(name)
-    if not m:
-        raise InputError(f"{name}: not a model name of the grid (rgb, flow or fusion-<method>-<position>-s<seed>)")
-    return {"method": m["method"], "position": m["position"], "seed": int(m["seed"])}
 
 
 def group_accuracies(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFrame) -> dict[str, float]:
@@ -146,7 +135,7 @@ def train_seconds(path: Path) -> float:
 
 
 def model_row(name: str, eval_dir: Path, model_dir: Path, classes: pd.DataFrame) -> dict:
-    row = {"model": name, **parse_model(name)}
+    row = {"model": name, **parse_model(name)._asdict()}
     row["parameters"] = count_parameters(model_dir / "checkpoint.pt")
     row["train_seconds"] = round(train_seconds(model_dir / "history.csv"), 2)
     sc = read_scores(eval_dir / "scores.h5")
@@ -183,16 +172,6 @@ def build_table(models: list[str], eval_root: Path, models_root: Path, classes: 
 FAMILY_ORDER = {"stream": 0, "late": 1, "spatial": 2, "cross": 3}
 
 
-def family(method: str) -> str:
-    if method in STREAM_LABELS:
-        return "stream"
-    if method.startswith("late_"):
-        return "late"
-    if method.startswith("st_"):
-        return "cross"
-    return "spatial"
-
-
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Per method and position: the mean and sd over seeds of every accuracy, and for each
     accuracy column c its clips pooled over seeds: ``k_c`` correct of ``n_c``, with the
@@ -226,7 +205,7 @@ def best_spatial(summary: pd.DataFrame) -> pd.Series | None:
 def label_of(method: str, position: str) -> str:
     if method in STREAM_LABELS:
         return STREAM_LABELS[method]
-    if method.startswith("late_"):
+    if family(method) == "late":
         return {"late_mean": "late fusion (softmax mean)", "late_weighted": "late fusion (weighted)",
                 "late_geometric": "late fusion (geometric mean)"}.get(method, method)
     if position.endswith("+fc"):  # the motion tower kept to its classifier ("ReLU5 + FC8")
@@ -413,7 +392,7 @@ def plot_groups(table: pd.DataFrame, path: Path) -> None:
     import seaborn as sns
 
     summary = summarise(table)
-    keep = {(m, "-") for m in STREAM_LABELS} | {
+    keep = {(m, NO_POSITION) for m in STREAMS} | {
         (m, p) for m, p in zip(summary.method, summary.position) if family(m) == "late"}
     best = best_spatial(summary)
     if best is not None:

@@ -47,7 +47,7 @@ import pandas as pd
 
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args, to_dict
 from .errors import InputError
-from .index import assign_shards, read_index
+from .index import assign_shards, read_index, shard_names
 from .store import atomic_h5, atomic_path, check_output, create_dataset, write_provenance, write_video_table
 from .video import Decoded, FramePool, decode_video, encode_jpeg
 
@@ -413,9 +413,9 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"decode: missing argument(s) {', '.join('--' + m for m in missing)}")
     cfg = from_dict(DecodeConfig, section_from_args(args, "decode"), "decode")
-    names = [f"shard-{i:03d}" for i in range(cfg.shards)]
+    names = shard_names(cfg.shards)
     if args.shard not in names:
-        raise ConfigError(f"decode: --shard {args.shard!r} is not one of shard-000..shard-{cfg.shards - 1:03d}")
+        raise ConfigError(f"decode: --shard {args.shard!r} is not one of {names[0]}..{names[-1]}")
     index_path = Path(args.index)
     if not index_path.is_file():
         raise InputError(f"{index_path}: no such index file")

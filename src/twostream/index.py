@@ -22,7 +22,11 @@ from .errors import InputError
 INDEX_COLUMNS = ["video_id", "path", "label", "class_name", "split"]
 
 
+SHARD_PATTERN = r"shard-\d{3}"  # a shard's name (also the workflow's {shard} wildcard)
+
+
 def shard_names(n_shards: int) -> list[str]:
+    """``shard-000`` .. the names of ``decode.shards`` shards."""
     return [f"shard-{i:03d}" for i in range(int(n_shards))]
 
 

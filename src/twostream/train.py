@@ -43,12 +43,11 @@ import torch
 import torch.nn as nn
 
 from .codehash import command_hash
-from .config import ConfigError, add_params_arguments, from_dict, section_from_args
+from .config import STREAM_KEYS, ConfigError, add_params_arguments, from_dict, section_from_args, stream_section
 from .data import ClipDataset
 from .engine import build_scheduler, fit, pick_device, seed_everything, setup
 from .models import stream_model
 
-STREAM_KEYS = ("rgb", "flow")
 
 
 @dataclass
@@ -98,13 +97,11 @@ class TrainConfig:
 
 def stream_config(section: dict[str, Any], stream: str) -> TrainConfig:
     """The settings for one stream: the section's keys with its ``rgb:``/``flow:`` overrides."""
-    d = {k: v for k, v in (section or {}).items() if k not in STREAM_KEYS}
     over = (section or {}).get(stream) or {}
     if not isinstance(over, dict):
         raise ConfigError(f"train.{stream} must be a mapping of overrides")
     from_dict(TrainConfig, over, f"train.{stream}")  # validates the override keys
-    d.update(over)
-    return from_dict(TrainConfig, d, "train")
+    return from_dict(TrainConfig, stream_section(section, stream), "train")
 
 
 # ------------------------------------------------------------------ building blocks

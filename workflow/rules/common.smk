@@ -44,7 +44,8 @@ os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import twostream
-from twostream.config import stream_section
+from twostream import grid
+from twostream.index import SHARD_PATTERN, shard_names
 from twostream.preflight import preflight, stale_warning
 
 # Fail before any job (dry run included), in one line naming the key and the path:
@@ -77,20 +78,17 @@ def section(name):
 
 
 def shards():
-    return [f"shard-{i:03d}" for i in range(int(config["decode"]["shards"]))]
+    return shard_names(config["decode"]["shards"])
 
 
 wildcard_constraints:
-    shard=r"shard-\d{3}",
-    stream=r"rgb|flow",
+    shard=SHARD_PATTERN,
+    stream="|".join(grid.STREAMS),
 
 
 def trained_models():
     """Every model with a checkpoint: the two streams, then the fusion grid's cells."""
-    models = ["rgb", "flow"]
-    if "fusion_models" in globals():
-        models += fusion_models()
-    return models
+    return grid.trained_models(config)
 
 
 def all_targets():
@@ -120,7 +118,7 @@ def all_targets():
 
 def train_section(stream):
     """The `train:` section as one stream sees it (overrides merged), canonical JSON."""
-    return json.dumps(stream_section(config.get("train"), stream), sort_keys=True)
+    return grid.stream_params(config, stream)
 
 
 def job_threads(workers):
@@ -135,7 +133,7 @@ def stream_threads(wildcards):
 
 
 def stream_shards(wildcards):
-    kind = "frames" if wildcards.stream == "rgb" else "flow"
+    (kind,) = grid.model_shards(wildcards.stream)
     return expand(f"results/{kind}/{{shard}}.h5", shard=shards())
 
 
@@ -143,10 +141,10 @@ def stream_shards(wildcards):
 
 
 def eval_shards(wildcards):
-    kinds = {"rgb": ["frames"], "flow": ["flow"]}.get(
-        wildcards.model, ["frames", "flow"]
-    )
-    return {k: expand(f"results/{k}/{{shard}}.h5", shard=shards()) for k in kinds}
+    return {
+        k: expand(f"results/{k}/{{shard}}.h5", shard=shards())
+        for k in grid.model_shards(wildcards.model)
+    }
 
 
 def classes_csv():
@@ -159,39 +157,13 @@ def classes_csv():
 # --- input functions and params of the fusion rules ---
 
 
-def fusion_cells():
-    """(method, position, seed) of every grid cell, in config order, without repeats."""
-    grid = (config.get("fusion") or {}).get("grid") or {}
-    seeds = grid.get("seeds", [0])
-    cells = [
-        (m, p, s)
-        for m in grid.get("methods", [])
-        for p in grid.get("positions", [])
-        for s in seeds
-    ]
-    for entry in grid.get("extra", []):
-        cells += [
-            (entry["method"], entry["position"], s) for s in entry.get("seeds", seeds)
-        ]
-    return list(dict.fromkeys((str(m), str(p), int(s)) for m, p, s in cells))
-
-
-def fusion_models():
-    """Model names (result folders) of the fusion grid."""
-    return [f"fusion-{m}-{p}-s{s}" for m, p, s in fusion_cells()]
-
-
 def fusion_train_section(wildcards):
-    """The shared fine-tuning settings (fusion.train) as canonical JSON; late fusion
-    trains nothing, so its cells see only late_weights."""
-    train = (config.get("fusion") or {}).get("train") or {}
-    if wildcards.method.startswith("late_"):
-        train = {k: v for k, v in train.items() if k == "late_weights"}
-    return json.dumps(train, sort_keys=True)
+    """The shared fine-tuning settings (fusion.train) of a cell, canonical JSON."""
+    return grid.fusion_train_params(config, wildcards.method)
 
 
 def ablation_models():
-    return ["rgb", "flow"] + fusion_models()
+    return grid.trained_models(config)
 
 
 # --- input functions and params of the visualize rules ---
@@ -199,12 +171,7 @@ def ablation_models():
 
 def vis_models():
     """The visualized models: visualize.models, then the negative control."""
-    sec = config.get("visualize") or {}
-    models = list(sec.get("models", ["rgb", "flow", "fusion-conv-res3-s0"]))
-    control = sec.get("control", "fusion-conv-pool-s0")
-    if control:
-        models.append(control)
-    return list(dict.fromkeys(models))
+    return grid.visualized_models(config)
 
 
 def vis_section():

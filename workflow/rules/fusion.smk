@@ -24,9 +24,9 @@ rule train_fusion:
     benchmark:
         "benchmarks/train_fusion/fusion-{method}-{position}-s{seed}.tsv"
     wildcard_constraints:
-        method=r"[a-z0-9_]+",
-        position=r"[a-z0-9_+]+",
-        seed=r"\d+",
+        method=grid.METHOD_PATTERN,
+        position=grid.POSITION_PATTERN,
+        seed=grid.SEED_PATTERN,
     conda:
         "../envs/torch.yaml"
     threads: lambda wc: job_threads(config["fusion"]["train"].get("workers"))
@@ -37,7 +37,7 @@ rule train_fusion:
     params:
         cfg=fusion_train_section,
         code=code_hash("train-fusion"),
-        out=lambda wc: f"results/models/fusion-{wc.method}-{wc.position}-s{wc.seed}",
+        out=lambda wc: f"results/models/{grid.model_name(wc.method, wc.position, int(wc.seed))}",
         launch=launcher,
     shell:
         "{params.launch} train-fusion --method {wildcards.method} --position {wildcards.position:q}"

@@ -29,7 +29,7 @@ rule train_stream:
     params:
         cfg=lambda wc: train_section(wc.stream),
         code=code_hash("train"),
-        shards_flag=lambda wc: "--frames" if wc.stream == "rgb" else "--flow",
+        shards_flag=lambda wc: f"--{grid.model_shards(wc.stream)[0]}",
         out=lambda wc: f"results/models/{wc.stream}",
         launch=launcher,
     shell:

@@ -62,12 +62,7 @@ rule visualize:
             if k in input.keys()
         ),
         classes=lambda wc, input: f"--classes {input.classes}" if input.classes else "",
-        control=lambda wc: (
-            "--control"
-            if wc.model
-            == (config.get("visualize") or {}).get("control", "fusion-conv-pool-s0")
-            else ""
-        ),
+        control=lambda wc: "--control" if wc.model == grid.control_model(config) else "",
         out=lambda wc: f"results/visualization/{wc.model}",
     shell:
         "twostream visualize --checkpoint {input.checkpoint} {params.shards} {params.classes}"
