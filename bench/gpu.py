@@ -60,11 +60,11 @@ def sync(dev: torch.device) -> None:
 def check_flow(a, dev: torch.device, out: Path) -> dict:
     from flow import encoded_video_frames, ground_truth_pairs, mean_epe  # bench/flow.py
 
-    from twostream.flow.params import TVL1Params
+    from twostream.flow.params import opencv_defaults
     from twostream.flow.tvl1_torch import TorchTVL1
 
     w, h = (int(x) for x in a.size.lower().split("x"))
-    params = TVL1Params()  # OpenCV's defaults
+    params = opencv_defaults()
     n_pairs = max(a.pairs, max(a.batches))
     with tempfile.TemporaryDirectory() as tmp:
         frames = encoded_video_frames(n_pairs + 1, w, h, tmp)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import torch
 from flow_helpers import epe, known_flows, textured, warp_pair
 from twostream.flow import flow_config, make_backend
 from twostream.flow.opencv import OpenCVTVL1
-from twostream.flow.params import TVL1Params
+from twostream.flow.params import opencv_defaults
 from twostream.flow.tvl1_torch import (
     TorchTVL1,
     median_blur_cv2,
@@ -51,13 +53,13 @@ def pairs():
 @pytest.fixture(scope="module")
 def opencv_flow(pairs):
     prev, nxt, _, _ = pairs
-    return OpenCVTVL1(TVL1Params())(prev, nxt)
+    return OpenCVTVL1(opencv_defaults())(prev, nxt)
 
 
 @pytest.fixture(scope="module")
 def torch_flow(pairs):
     prev, nxt, _, _ = pairs
-    return TorchTVL1(TVL1Params(), device="cpu", compile=False)(prev, nxt)
+    return TorchTVL1(opencv_defaults(), device="cpu", compile=False)(prev, nxt)
 
 
 def test_both_backends_recover_known_flow(pairs, opencv_flow, torch_flow):
@@ -81,7 +83,7 @@ def test_gpu_stopping_form_matches_cpu_form(pairs):
     """The masked (no host sync, GPU) form of OpenCV's stopping test gives the same flow
     as the shrinking-batch (CPU) form; fixed iterations differ but stay accurate."""
     prev, nxt, gt, _ = pairs
-    p = TVL1Params(nscales=3, warps=2)
+    p = replace(opencv_defaults(), nscales=3, warps=2)
     compact = TorchTVL1(p, device="cpu", compile=False)
     masked = TorchTVL1(p, device="cpu", compile=False)
     masked.stop_impl = "masked"
@@ -90,7 +92,7 @@ def test_gpu_stopping_form_matches_cpu_form(pairs):
     assert np.abs(a - b).mean() < 1e-3 and np.abs(a - b).max() < 0.02
     assert compact.iterations < masked.iterations <= len(prev) * 3 * 2 * 300
     fixed = TorchTVL1(
-        TVL1Params(nscales=3, warps=2, outer_iterations=2, inner_iterations=10),
+        replace(opencv_defaults(), nscales=3, warps=2, outer_iterations=2, inner_iterations=10),
         device="cpu",
         stopping="fixed",
         compile=False,
@@ -102,7 +104,7 @@ def test_gpu_stopping_form_matches_cpu_form(pairs):
 
 def test_batched_equals_one_by_one(pairs):
     prev, nxt, _, _ = pairs
-    p = TVL1Params(nscales=2, warps=2, outer_iterations=3)
+    p = replace(opencv_defaults(), nscales=2, warps=2, outer_iterations=3)
     whole = TorchTVL1(p, device="cpu", compile=False, batch_size=4)(prev, nxt)
     single = TorchTVL1(p, device="cpu", compile=False, batch_size=1)(prev, nxt)
     assert np.abs(whole - single).max() < 1e-4
@@ -111,7 +113,7 @@ def test_batched_equals_one_by_one(pairs):
 def test_sign_convention_flow_is_motion_from_prev_to_next():
     img = textured(64, 64, "astronaut")
     nxt = np.roll(img, (2, -3), axis=(0, 1))  # content moves 3 px left and 2 px down
-    for be in (TorchTVL1(TVL1Params(), device="cpu", compile=False), OpenCVTVL1(TVL1Params())):
+    for be in (TorchTVL1(opencv_defaults(), device="cpu", compile=False), OpenCVTVL1(opencv_defaults())):
         f = be(img[None], nxt[None])[0, 12:-12, 12:-12].mean((0, 1))
         np.testing.assert_allclose(f, [-3.0, 2.0], atol=0.2)
 
@@ -165,7 +167,7 @@ def test_config_errors_name_the_key():
 def test_compiled_iteration_equals_eager(pairs):
     """torch.compile (one warm-up per process, ~15 s) computes the same flow as eager mode."""
     prev, nxt, gt, _ = pairs
-    p = TVL1Params(nscales=2, warps=2, outer_iterations=2, inner_iterations=10)
+    p = replace(opencv_defaults(), nscales=2, warps=2, outer_iterations=2, inner_iterations=10)
     compiled = TorchTVL1(p, device="cpu", compile=True)
     assert compiled.compile, "torch.compile fell back to eager mode"
     a = compiled(prev[:2], nxt[:2])

@@ -224,7 +224,7 @@ def test_truth_flow_warps_frames():
 
 def test_single_frame_size_distribution_is_shared_in_motion_group():
     cfg = syn.SyntheticConfig(motions=["left", "zoom_in"], appearance_colours=[], spatiotemporal_directions=[],
-                              size=32, distractors=0)
+                              size=32, radius=5.0, distractors=0)  # radius < size / 6
     cl = syn.class_table(cfg)
     rng = np.random.default_rng(0)
     radii = {0: [], 1: []}

@@ -29,7 +29,6 @@ group is *solved* when the accuracy reaches ``solved`` and a binomial test rejec
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from .analysis.stats import LEVEL as CONFIDENCE, wilson
-from .config import add_params_arguments, from_dict, section_from_args
+from .config import add_params_arguments, from_dict, section_from_args, settings
 from .errors import InputError
 from .grid import NO_POSITION, STREAMS, family, parse_model
 from .models import read_checkpoint
@@ -52,10 +51,10 @@ NO_CLASSES = pd.DataFrame({"label": pd.Series([], dtype=int), "class_name": pd.S
                            "group": pd.Series([], dtype=str)})
 
 
-@dataclass
+@settings("fusion.table")
 class TableConfig:
-    solved: float = 0.9  # a group counts as solved at this accuracy (and significantly above chance)
-    alpha: float = 0.05  # significance level of the binomial tests against chance
+    solved: float  # a group counts as solved at this accuracy (and significantly above chance)
+    alpha: float  # significance level of the binomial tests against chance
 
 
 

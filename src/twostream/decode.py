@@ -45,7 +45,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, add_params_arguments, from_dict, section_from_args, to_dict
+from .config import ConfigError, add_params_arguments, from_dict, section_from_args, settings, to_dict
 from .errors import InputError
 from .index import assign_shards, read_index, shard_names
 from .store import atomic_h5, atomic_path, check_output, create_dataset, write_provenance, write_video_table
@@ -55,46 +55,20 @@ CODECS = ("raw", "jpeg")
 BAD_COLUMNS = ["video_id", "path", "status", "declared_frames", "decoded_frames", "error"]
 
 
-@dataclass
+@settings("decode")
 class DecodeConfig:
     """The ``decode:`` config section."""
 
-    shards: int = 4
-    short_side: int = 0
-    size: list = dataclasses.field(default_factory=list)  # [width, height]: every frame to this size ([] = off)
-    codec: str = "raw"
-    jpeg_quality: int = 90
-    on_bad_video: str = "fail"
-    max_missing_frames: int = -1
-    prefetch: int = 2
-    readers: int = 2
+    shards: int
+    short_side: int
+    size: list
+    codec: str
+    jpeg_quality: int
+    on_bad_video: str
+    max_missing_frames: int
+    prefetch: int
+    readers: int
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.shards, int) or self.shards < 1:
-            raise ConfigError(f"decode.shards: must be a positive integer, got {self.shards!r}")
-        if not isinstance(self.short_side, int) or self.short_side < 0:
-            raise ConfigError(f"decode.short_side: must be an integer >= 0, got {self.short_side!r}")
-        if self.size and not (
-            len(self.size) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 8 for x in self.size)
-        ):
-            raise ConfigError(f"decode.size: must be [] or [width, height] of integers >= 8, got {self.size!r}")
-        if self.size and self.short_side:
-            raise ConfigError("decode.size and decode.short_side: set one of them (size fixes both sides)")
-        if self.codec not in CODECS:
-            raise ConfigError(f"decode.codec: {self.codec!r} is not one of {', '.join(CODECS)}")
-        if not isinstance(self.jpeg_quality, int) or not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"decode.jpeg_quality: must be an integer in 1..100, got {self.jpeg_quality!r}")
-        if self.on_bad_video not in ("fail", "skip"):
-            raise ConfigError(f"decode.on_bad_video: must be fail or skip, got {self.on_bad_video!r}")
-        if not isinstance(self.max_missing_frames, int) or self.max_missing_frames < -1:
-            raise ConfigError(
-                f"decode.max_missing_frames: must be -1 (keep truncated videos) or an integer >= 0, "
-                f"got {self.max_missing_frames!r}"
-            )
-        if not isinstance(self.readers, int) or self.readers < 1:
-            raise ConfigError(f"decode.readers: must be a positive integer, got {self.readers!r}")
-        if not isinstance(self.prefetch, int) or self.prefetch < 1:
-            raise ConfigError(f"decode.prefetch: must be a positive integer, got {self.prefetch!r}")
 
 
 # --------------------------------------------------------------------------- writing

@@ -27,14 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, add_params_arguments, from_dict, section_from_args
+from .config import add_params_arguments, from_dict, section_from_args, settings
 from .data import ClipDataset
 from .engine import make_loader, predict_videos, setup
 from .errors import InputError
@@ -43,22 +43,17 @@ from .readers import read_classes, read_scores  # noqa: F401  (read_scores: the 
 from .store import atomic_h5, atomic_path, checked_read, create_dataset, write_provenance
 
 
-@dataclass
+@settings("evaluate")
 class EvalConfig:
     """Settings of the ``evaluate:`` section (see config/README.md)."""
 
-    frames: int = 25
-    crops: int = 1
-    crop_size: int = 0
-    batch_size: int = 32
-    workers: int = 0
-    amp: bool = False
+    frames: int
+    crops: int
+    crop_size: int
+    batch_size: int
+    workers: int
+    amp: bool
 
-    def __post_init__(self) -> None:
-        if self.crops not in (1, 10):
-            raise ConfigError(f"evaluate.crops must be 1 or 10, got {self.crops!r}")
-        if int(self.frames) < 1 or int(self.batch_size) < 1:
-            raise ConfigError("evaluate.frames and evaluate.batch_size must be >= 1")
 
 
 def compute_metrics(

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from .codehash import command_hash
-from .config import ConfigError, from_dict, section_from_args
+from .config import ConfigError, from_dict, section_from_args, settings
 from .data import ClipDataset
 from .engine import build_scheduler, fit, seed_everything, setup
 from .errors import InputError
@@ -45,66 +44,35 @@ from .train import add_output_arguments
 GRID_KEYS = ("grid", "table")  # fusion sections that are not training settings
 
 
-@dataclass
+@settings("fusion.train")
 class FusionTrainConfig:
     """Settings of the ``fusion.train`` section (see config/README.md)."""
 
-    epochs: int = 4
-    batch_size: int = 16
-    lr: float = 0.01
-    stream_lr: float = 1.0  # learning rate factor of the pretrained stream layers (0 freezes them)
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    dropout: float = 0.5
-    schedule: str = "cosine"
-    lr_steps: list[int] = field(default_factory=lambda: [3])
-    lr_gamma: float = 0.1
-    clip_grad: float = 20.0
-    label_smoothing: float = 0.0
-    amp: bool = False
-    segments: int = 1  # snippets per clip and step for spatial, cross and late cells
-    pool3d_segments: int = 3  # T snippets per clip for *_pool3d cells (3D pooling over T needs T >= 2)
-    crop_size: int = 0  # 0: the streams' crop size
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
-    flip: bool = True
-    val_frames: int = 0  # 0: no validation pass per epoch (the evaluate stage measures)
-    workers: int = 0
-    bilinear_dim: int = 64
-    conv_init: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    conv3d_kernel: list[int] = field(default_factory=lambda: [3, 3, 3])
-    late_weights: list[float] = field(default_factory=lambda: [1.0, 1.5])
+    epochs: int
+    batch_size: int
+    lr: float
+    stream_lr: float  # learning rate factor of the pretrained stream layers (0 freezes them)
+    momentum: float
+    weight_decay: float
+    dropout: float
+    schedule: str
+    lr_steps: list[int]
+    lr_gamma: float
+    clip_grad: float
+    label_smoothing: float
+    amp: bool
+    segments: int  # snippets per clip and step for spatial, cross and late cells
+    pool3d_segments: int  # T snippets per clip for *_pool3d cells (3D pooling over T needs T >= 2)
+    crop_size: int  # 0: the streams' crop size
+    scales: list[float]
+    flip: bool
+    val_frames: int  # 0: no validation pass per epoch (the evaluate stage measures)
+    workers: int
+    bilinear_dim: int
+    conv_init: list[float]
+    conv3d_kernel: list[int]
+    late_weights: list[float]
 
-    def __post_init__(self) -> None:
-        def bad(key, why):
-            raise ConfigError(f"fusion.train.{key}: {why}")
-
-        if self.schedule not in ("step", "cosine"):
-            bad("schedule", f"must be step or cosine, got {self.schedule!r}")
-        for k in ("batch_size", "segments", "bilinear_dim"):
-            if int(getattr(self, k)) < 1:
-                bad(k, f"must be >= 1, got {getattr(self, k)!r}")
-        if int(self.pool3d_segments) < 2:
-            bad("pool3d_segments", f"3D pooling over time needs >= 2 snippets, got {self.pool3d_segments!r}")
-        for k in ("epochs", "val_frames", "crop_size", "workers"):
-            if int(getattr(self, k)) < 0:
-                bad(k, f"must be >= 0, got {getattr(self, k)!r}")
-        if not 0 <= float(self.dropout) < 1:
-            bad("dropout", f"must be in [0, 1), got {self.dropout!r}")
-        if float(self.lr) <= 0:
-            bad("lr", f"must be > 0, got {self.lr!r}")
-        if float(self.stream_lr) < 0:
-            bad("stream_lr", f"must be >= 0, got {self.stream_lr!r}")
-        if not self.scales or any(not 0 < float(s) <= 1 for s in self.scales):
-            bad("scales", f"must be in (0, 1], got {self.scales!r}")
-        for k in ("conv_init", "late_weights"):
-            v = getattr(self, k)
-            if not isinstance(v, (list, tuple)) or len(v) != 2:
-                bad(k, f"must be two numbers (appearance, motion), got {v!r}")
-        k = self.conv3d_kernel
-        if not isinstance(k, (list, tuple)) or len(k) != 3 or any(int(x) < 1 or int(x) % 2 == 0 for x in k):
-            bad("conv3d_kernel", f"must be three odd sizes >= 1 (t, h, w), got {k!r}")
-        if min(self.late_weights) < 0 or sum(self.late_weights) <= 0:
-            bad("late_weights", f"must be >= 0 and not both 0, got {self.late_weights!r}")
 
 
 def train_config(section: dict[str, Any] | None) -> FusionTrainConfig:

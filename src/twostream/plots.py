@@ -9,22 +9,21 @@ module draws what spans several stages. Settings (``plots:`` section): ``dpi``,
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .config import add_params_arguments, from_dict, section_from_args
+from .config import add_params_arguments, from_dict, section_from_args, settings
 from .errors import InputError
 from .store import FlowShard, FrameShard, atomic_path
 
 
-@dataclass
+@settings("plots")
 class PlotSettings:
-    dpi: int = 120
-    style: str = "whitegrid"
-    flow_examples: int = 4
+    dpi: int
+    style: str
+    flow_examples: int
 
 
 def _pyplot():

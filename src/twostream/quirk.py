@@ -47,14 +47,14 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, from_dict, load_config, params_object
+from .config import ConfigError, from_dict, params_object, read_config, settings
 from .analysis.stats import wilson
 from .errors import InputError
 from .store import FrameShard, atomic_h5, atomic_path, create_dataset, write_provenance
@@ -68,50 +68,32 @@ SECTIONS = ("quirk", "evaluate", "visualize")
 # --------------------------------------------------------------------------- configuration
 
 
-@dataclass
+@settings("quirk.detector")
 class DetectorConfig:
     """``quirk.detector``: the blind detector (visualize/quirk_detect.detect)."""
 
-    sigma: float = 2.0  # px: smoothing of the unexplained-colour maps
-    min_z: float = 6.0  # robust z-score of the peak of the seed-averaged map
-    min_support: float = 0.6  # share of seeds whose own map is in its top 5% at the peak
+    sigma: float  # px: smoothing of the unexplained-colour maps
+    min_z: float  # robust z-score of the peak of the seed-averaged map
+    min_support: float  # share of seeds whose own map is in its top 5% at the peak
 
 
-@dataclass
+@settings("quirk")
 class QuirkConfig:
     """The ``quirk:`` section (see config/README.md)."""
 
-    enabled: bool = True
-    kind: str = "mark"
-    class_name: str = "MotionLeft"
-    share: float = 0.8
-    where: list[int] = field(default_factory=lambda: [1, 1])
-    size: int = 6
-    colour: list[int] = field(default_factory=lambda: [255, 255, 255])
-    seed: int = 0
-    cued_clips_per_class: int = 30
-    min_cue_gap: float = 0.05
-    tolerance: float = 0.0  # px around the planted place; 0: the visualization's jitter
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    enabled: bool
+    kind: str
+    class_name: str
+    share: float
+    where: list[int]
+    size: int
+    colour: list[int]
+    seed: int
+    cued_clips_per_class: int
+    min_cue_gap: float
+    tolerance: float  # px around the planted place; 0: the visualization's jitter
+    detector: DetectorConfig
 
-    def __post_init__(self) -> None:
-        def bad(key: str, why: str):
-            raise ConfigError(f"quirk.{key}: {why}")
-
-        if self.kind not in KINDS:
-            bad("kind", f"must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if not 0 < float(self.share) <= 1:
-            bad("share", f"must be in (0, 1], got {self.share}")
-        if len(self.where) != 2 or min(int(v) for v in self.where) < 0:
-            bad("where", f"must be [x, y] >= 0 px, got {self.where}")
-        if int(self.size) < 1:
-            bad("size", f"must be >= 1 px, got {self.size}")
-        if len(self.colour) != 3 or not all(0 <= int(c) <= 255 for c in self.colour):
-            bad("colour", f"must be [R, G, B] in 0..255, got {self.colour}")
-        if int(self.cued_clips_per_class) < 0:
-            bad("cued_clips_per_class", f"must be >= 0, got {self.cued_clips_per_class}")
-        if float(self.tolerance) < 0:
-            bad("tolerance", f"must be >= 0, got {self.tolerance}")
 
 
 def make_config(d: dict | None) -> QuirkConfig:
@@ -632,7 +614,7 @@ def sections_from_args(args: argparse.Namespace) -> dict[str, dict]:
         d = params_object(args.params)
         return {k: dict(d.get(k) or {}) for k in SECTIONS}
     if args.config:
-        cfg = load_config(args.config)
+        cfg = read_config(args.config)
         return {k: dict(cfg.get(k) or {}) for k in SECTIONS}
     return {k: {} for k in SECTIONS}
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,56 +42,46 @@ import torch
 import torch.nn as nn
 
 from .codehash import command_hash
-from .config import STREAM_KEYS, ConfigError, add_params_arguments, from_dict, section_from_args, stream_section
+from .config import (
+    STREAM_KEYS, ConfigError, add_params_arguments, from_dict, section_from_args, settings, stream_section,
+)
 from .data import ClipDataset
 from .engine import build_scheduler, fit, pick_device, seed_everything, setup
 from .models import stream_model
 
 
 
-@dataclass
+@settings("train", not_fields=STREAM_KEYS)
 class TrainConfig:
     """Settings of the ``train:`` section (see config/README.md)."""
 
-    arch: str = "small"
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
-    blocks: list[int] = field(default_factory=lambda: [1, 1, 1, 1])
-    pretrained: str = ""
-    flow_length: int = 10
-    flow_std: float = 1.0
-    flow_mean_subtraction: bool = True
-    segments: int = 3
-    crop_size: int = 64
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
-    flip: bool = False
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    dropout: float = 0.5
-    schedule: str = "cosine"
-    lr_steps: list[int] = field(default_factory=lambda: [12, 17])
-    lr_gamma: float = 0.1
-    clip_grad: float = 20.0
-    label_smoothing: float = 0.0
-    amp: bool = False
-    val_frames: int = 5
-    workers: int = 0
-    seed: int = 0
+    arch: str
+    widths: list[int]
+    blocks: list[int]
+    pretrained: str
+    flow_length: int
+    flow_std: float
+    flow_mean_subtraction: bool
+    segments: int
+    crop_size: int
+    scales: list[float]
+    flip: bool
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    dropout: float
+    schedule: str
+    lr_steps: list[int]
+    lr_gamma: float
+    clip_grad: float
+    label_smoothing: float
+    amp: bool
+    val_frames: int
+    workers: int
+    seed: int
 
-    def __post_init__(self) -> None:
-        if self.schedule not in ("step", "cosine"):
-            raise ConfigError(f"train.schedule must be step or cosine, got {self.schedule!r}")
-        for k in ("epochs", "batch_size", "segments", "flow_length", "crop_size", "val_frames"):
-            if int(getattr(self, k)) < 1:
-                raise ConfigError(f"train.{k} must be >= 1, got {getattr(self, k)!r}")
-        if not 0 <= float(self.dropout) < 1:
-            raise ConfigError(f"train.dropout must be in [0, 1), got {self.dropout!r}")
-        if float(self.lr) <= 0:
-            raise ConfigError(f"train.lr must be > 0, got {self.lr!r}")
-        if not self.scales or any(not 0 < float(s) <= 1 for s in self.scales):
-            raise ConfigError(f"train.scales must be in (0, 1], got {self.scales!r}")
 
 
 def stream_config(section: dict[str, Any], stream: str) -> TrainConfig:

@@ -3,30 +3,15 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
+from twostream.config import ConfigError, complete
 
-
-def check_config(cfg, schema_path):
-    """Fail before any job runs, naming the offending key (e.g. ``decode.codec``)."""
-    import jsonschema
-    import yaml
-
-    with open(schema_path) as fh:
-        schema = yaml.safe_load(fh)
-    errors = sorted(
-        jsonschema.validators.validator_for(schema)(schema).iter_errors(cfg),
-        key=lambda e: list(e.path),
-    )
-    if errors:
-        lines = [
-            f"  {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
-            for e in errors
-        ]
-        raise ValueError("invalid config:\n" + "\n".join(lines))
-
-
-check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-validate(config, schema="../schemas/config.schema.yaml")
+# The one validation, before any job (dry run included): the config laid over the schema's
+# defaults (config/config.yaml equals them), checked by the schema and the checks across
+# keys; every problem is named by its key (e.g. decode.codec).
+try:
+    config.update(complete(config))
+except ConfigError as e:
+    sys.exit(f"twostream: error: {e}")
 
 # Rules call the `twostream` CLI of the environment that runs Snakemake.
 os.environ.update(

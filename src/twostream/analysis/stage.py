@@ -31,15 +31,13 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..config import ConfigError, add_params_arguments, from_dict, load_config, section_from_args
+from ..config import ConfigError, add_params_arguments, from_dict, read_config, section_from_args, settings
 from ..errors import InputError
 from ..store import atomic_path
 from . import invariance as INV
@@ -50,52 +48,25 @@ NETWORKS = ("trained", "untrained")
 DEPTH = {"conv1": 1, "res2": 2, "res3": 3, "res4": 4, "res5": 5, "pool": 5.25}
 
 
-@dataclass
+@settings("findings")
 class FindingsConfig:
     """The ``findings:`` section (see config/README.md)."""
 
-    layers: list[str] = field(default_factory=list)
-    specific_margin: float = 0.5
-    generic_level: float = 0.75
-    probe_clips: int = 6
-    speeds: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0, 3.0])
-    positions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
-    sizes: list[float] = field(default_factory=lambda: [0.7, 1.0, 1.3])
-    phases: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
-    colours: list[str] = field(default_factory=lambda: ["grey", "red", "blue", "yellow"])
-    seed: int = 0
-    untrained_seed: int = 0
-    check_units: bool = True
-    where: str = "center"
-    min_change: float = 0.05
+    layers: list[str]
+    specific_margin: float
+    generic_level: float
+    probe_clips: int
+    speeds: list[float]
+    positions: list[float]
+    sizes: list[float]
+    phases: list[float]
+    colours: list[str]
+    seed: int
+    untrained_seed: int
+    check_units: bool
+    where: str
+    min_change: float
 
-    def __post_init__(self) -> None:
-        def bad(key, why):
-            raise ConfigError(f"findings.{key}: {why}")
-
-        if not 0 < float(self.specific_margin) <= 1:
-            bad("specific_margin", f"must be in (0, 1], got {self.specific_margin}")
-        if not 0 < float(self.generic_level) <= 1:
-            bad("generic_level", f"must be in (0, 1], got {self.generic_level}")
-        from ..visualize.objectives import WHERE
-
-        if self.where not in WHERE:
-            bad("where", f"must be one of {', '.join(WHERE)}, got {self.where!r}")
-        if float(self.min_change) < 0:
-            bad("min_change", f"must be >= 0, got {self.min_change}")
-        if int(self.probe_clips) < 1:
-            bad("probe_clips", f"must be >= 1, got {self.probe_clips}")
-        if any(float(s) < 0 for s in self.speeds):
-            bad("speeds", f"must be >= 0, got {self.speeds}")
-        if any(not 0 <= float(p) <= 1 for p in self.positions):
-            bad("positions", f"are fractions of the frame side in [0, 1], got {self.positions}")
-        if any(float(s) <= 0 for s in self.sizes):
-            bad("sizes", f"must be > 0, got {self.sizes}")
-        from ..datasets.synthetic import PALETTE
-
-        for c in self.colours:
-            if c not in PALETTE and c not in ("red", "blue", "grey"):
-                bad("colours", f"unknown colour {c!r} (known: grey, red, blue, {', '.join(PALETTE)})")
 
 
 def make_config(d: dict | None) -> FindingsConfig:
@@ -362,7 +333,7 @@ def _section(args: argparse.Namespace, name: str) -> dict:
             raise ConfigError(f"--{name} is not valid JSON ({e})") from None
         return dict(d or {})
     if getattr(args, "config", None):
-        return dict(load_config(args.config).get(name) or {})
+        return dict(read_config(args.config).get(name) or {})
     return {}
 
 

@@ -21,35 +21,27 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import ConfigError, add_params_arguments, from_dict, section_from_args, to_dict
+from ..config import ConfigError, add_params_arguments, from_dict, section_from_args, settings, to_dict
 from ..errors import InputError
 from ..index import INDEX_COLUMNS, write_index
 
 KINDS = ("synthetic", "ucf101", "hmdb51", "folder")
 
 
-@dataclass
+@settings("dataset")
 class DatasetConfig:
     """The ``dataset:`` config section."""
 
-    kind: str = "synthetic"
-    root: str = "results/dataset"
-    split: int = 1
-    test_ratio: float = 0.3
-    splits_dir: str = ""  # "" = the split files lie in root
+    kind: str
+    root: str
+    split: int
+    test_ratio: float
+    splits_dir: str  # "" = the split files lie in root
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"dataset.kind: {self.kind!r} is not one of {', '.join(KINDS)}")
-        if self.split not in (1, 2, 3):
-            raise ConfigError(f"dataset.split: must be 1, 2 or 3, got {self.split!r}")
-        if not 0 < float(self.test_ratio) < 1:
-            raise ConfigError(f"dataset.test_ratio: must lie strictly between 0 and 1, got {self.test_ratio!r}")
 
 
 def build_index(

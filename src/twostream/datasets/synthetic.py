@@ -87,7 +87,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import ConfigError, add_params_arguments, from_dict, section_from_args
+from ..config import ConfigError, add_params_arguments, from_dict, section_from_args, settings
 from ..errors import InputError
 
 # --------------------------------------------------------------------------- configuration
@@ -115,96 +115,44 @@ DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down
 GROUPS = ("appearance", "motion", "spatiotemporal")
 
 
-@dataclass
+@settings("synthetic")
 class SyntheticConfig:
-    seed: int = 0
-    size: int = 64
-    frames: int = 15
-    fps: float = 25.0
-    fourcc: str = "XVID"
-    train_per_class: int = 60
-    test_per_class: int = 120
-    test_groups: int = 7
-    groups: int = 25
-    appearance_colours: list[str] = field(default_factory=lambda: ["yellow", "green", "magenta", "cyan"])
-    motions: list[str] = field(default_factory=lambda: list(MOTIONS))
-    spatiotemporal_directions: list[str] = field(default_factory=lambda: ["left", "right"])
-    radius: float = 7.0
-    radius_jitter: float = 0.15
-    speed: float = 1.5
-    speed_jitter: float = 0.2
-    fast_factor: float = 2.0
-    rotation_speed: float = 0.2
-    zoom_rate: float = 0.05
-    spin: float = 0.15
-    texture_contrast: float = 0.5
-    texture_period: float = 5.0
-    background_contrast: float = 25.0
-    background_detail: float = 0.5
-    background_speed: float = 0.0
-    background_jitter: float = 0.5
-    object_jitter: float = 0.0
-    blur: float = 0.0
-    noise: float = 6.0
-    distractors: int = 1
-    distractor_scale: float = 0.6
+    seed: int
+    size: int
+    frames: int
+    fps: float
+    fourcc: str
+    train_per_class: int
+    test_per_class: int
+    test_groups: int
+    groups: int
+    appearance_colours: list[str]
+    motions: list[str]
+    spatiotemporal_directions: list[str]
+    radius: float
+    radius_jitter: float
+    speed: float
+    speed_jitter: float
+    fast_factor: float
+    rotation_speed: float
+    zoom_rate: float
+    spin: float
+    texture_contrast: float
+    texture_period: float
+    background_contrast: float
+    background_detail: float
+    background_speed: float
+    background_jitter: float
+    object_jitter: float
+    blur: float
+    noise: float
+    distractors: int
+    distractor_scale: float
 
-    def validate(self) -> None:
-        def bad(key, why):
-            raise ConfigError(f"synthetic.{key}: {why}")
-
-        if self.size < 16 or self.size % 2:
-            bad("size", f"must be an even number >= 16, got {self.size}")
-        if self.frames < 2:
-            bad("frames", f"must be >= 2, got {self.frames}")
-        if self.fps <= 0:
-            bad("fps", f"must be > 0, got {self.fps}")
-        if len(self.fourcc) != 4:
-            bad("fourcc", f"must be 4 characters, got {self.fourcc!r}")
-        if self.train_per_class < 1 or self.test_per_class < 1:
-            bad("train_per_class", "train_per_class and test_per_class must be >= 1")
-        if not 1 <= self.test_groups < self.groups <= 99:
-            bad("test_groups", f"need 1 <= test_groups < groups <= 99, got {self.test_groups}, {self.groups}")
-        for c in self.appearance_colours:
-            if c not in PALETTE:
-                bad("appearance_colours", f"unknown colour {c!r} (known: {', '.join(PALETTE)})")
-        if len(set(self.appearance_colours)) != len(self.appearance_colours):
-            bad("appearance_colours", "colours repeat")
-        for m in self.motions:
-            if m not in MOTIONS:
-                bad("motions", f"unknown motion {m!r} (known: {', '.join(MOTIONS)})")
-        if len(set(self.motions)) != len(self.motions):
-            bad("motions", "motions repeat")
-        for d in self.spatiotemporal_directions:
-            if d not in DIRECTIONS:
-                bad("spatiotemporal_directions", f"unknown direction {d!r} (known: {', '.join(DIRECTIONS)})")
-        if len(set(self.spatiotemporal_directions)) != len(self.spatiotemporal_directions):
-            bad("spatiotemporal_directions", "directions repeat")
-        if not (self.appearance_colours or self.motions or self.spatiotemporal_directions):
-            bad("motions", "no classes: appearance_colours, motions and spatiotemporal_directions are all empty")
-        if not 0 < self.radius < self.size / 6:
-            bad("radius", f"must be in (0, size/6), got {self.radius}")
-        for key in ("radius_jitter", "speed_jitter", "zoom_rate", "rotation_speed", "noise",
-                    "background_contrast", "background_detail", "background_speed", "background_jitter",
-                    "object_jitter", "spin", "blur", "speed"):
-            if getattr(self, key) < 0:
-                bad(key, f"must be >= 0, got {getattr(self, key)}")
-        if not 0 <= self.texture_contrast <= 1:
-            bad("texture_contrast", f"must be in [0, 1], got {self.texture_contrast}")
-        if self.texture_period <= 0:
-            bad("texture_period", f"must be > 0, got {self.texture_period}")
-        if self.fast_factor <= 0:
-            bad("fast_factor", f"must be > 0, got {self.fast_factor}")
-        if self.distractors < 0:
-            bad("distractors", f"must be >= 0, got {self.distractors}")
-        if not 0 < self.distractor_scale <= 1:
-            bad("distractor_scale", f"must be in (0, 1], got {self.distractor_scale}")
 
 
 def make_config(d: dict | None) -> SyntheticConfig:
-    cfg = from_dict(SyntheticConfig, d, "synthetic")
-    cfg.validate()
-    return cfg
+    return from_dict(SyntheticConfig, d, "synthetic")
 
 
 # --------------------------------------------------------------------------- classes and clips
@@ -600,7 +548,6 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
 
     from ..progress import progress as progress_bar
 
-    cfg.validate()
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     from ..store import temp_path

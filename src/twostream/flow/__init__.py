@@ -26,7 +26,7 @@ FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def flow_config(d: dict[str, Any] | None) -> FlowConfig:
     """The validated ``flow:`` section (unknown keys are an error naming the key)."""
-    return from_dict(FlowConfig, d, "flow").validate()
+    return from_dict(FlowConfig, d, "flow")
 
 
 def make_backend(cfg: FlowConfig) -> FlowFn:

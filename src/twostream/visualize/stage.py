@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import ConfigError, add_params_arguments, from_dict, section_from_args
+from ..config import add_params_arguments, from_dict, section_from_args, settings
 from ..errors import InputError
 from ..store import atomic_h5, atomic_path, create_dataset, write_provenance
 from . import regularizers as R
 from . import verify as V
-from .objectives import OUTPUT, WHERE, channels
-from .params import PARAMETRIZATIONS, InputSet, InputSpec
+from .objectives import OUTPUT, channels
+from .params import InputSet, InputSpec
 from .render import Preprocess, Probe, Weights, render_vis
 
 SPATIAL = ("conv1", "res2", "res3", "res4", "res5")
@@ -47,86 +47,50 @@ SPATIAL = ("conv1", "res2", "res3", "res4", "res5")
 # --------------------------------------------------------------------------- config
 
 
-@dataclass
+@settings("visualize.verify")
 class VerifyConfig(V.Thresholds):
     """``visualize.verify``: the checks of the class units (see verify.py); the gate and
     judge thresholds are those of ``verify.Thresholds``."""
 
-    enabled: bool = True
-    seeds: int = 5
-    penalties: list[float] = field(default_factory=lambda: [1.0, 3.0])
-    temporal_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0])
-    steps: int = 150
-    objective: str = "logit"
-    log_prob_weight: float = 10.0
+    enabled: bool
+    seeds: int
+    penalties: list[float]
+    temporal_weights: list[float]
+    steps: int
+    objective: str
+    log_prob_weight: float
 
     def thresholds(self) -> V.Thresholds:
         return V.Thresholds(**{f.name: getattr(self, f.name) for f in fields(V.Thresholds)})
 
 
-@dataclass
+@settings("visualize")
 class VisualizeConfig:
     """The ``visualize:`` section (see config/README.md)."""
 
-    models: list[str] = field(default_factory=lambda: ["rgb", "flow", "fusion-conv-res3-s0"])
-    control: str = "fusion-conv-pool-s0"
-    layers: list[str] = field(default_factory=list)
-    units_per_layer: int = 3
-    where: str = "mean"
-    steps: int = 150
-    lr: float = 0.05
-    jitter: int = 3
-    size: int = 0
-    parametrization: str = "pixel"
-    decay_power: float = 1.0
-    init_sd: float = 0.25
-    seed: int = 0
-    l2: float = 1.0
-    tv: float = 1.0
-    temporal_weights: list[float] = field(default_factory=lambda: [0.0, 100.0])
-    test_clips_per_class: int = 10
-    test_frames: int = 2
-    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    models: list[str]
+    control: str
+    layers: list[str]
+    units_per_layer: int
+    where: str
+    steps: int
+    lr: float
+    jitter: int
+    size: int
+    parametrization: str
+    decay_power: float
+    init_sd: float
+    seed: int
+    l2: float
+    tv: float
+    temporal_weights: list[float]
+    test_clips_per_class: int
+    test_frames: int
+    verify: VerifyConfig
 
-    def __post_init__(self) -> None:
-        def bad(key: str, why: str):
-            raise ConfigError(f"visualize.{key}: {why}")
-
-        if self.where not in WHERE:
-            bad("where", f"must be one of {', '.join(WHERE)}, got {self.where!r}")
-        if self.parametrization not in PARAMETRIZATIONS:
-            bad("parametrization", f"must be one of {', '.join(PARAMETRIZATIONS)}, got {self.parametrization!r}")
-        for key in ("units_per_layer", "steps", "test_frames"):
-            if int(getattr(self, key)) < 1:
-                bad(key, f"must be >= 1, got {getattr(self, key)}")
-        for key in ("lr",):
-            if float(getattr(self, key)) <= 0:
-                bad(key, f"must be > 0, got {getattr(self, key)}")
-        for key in ("jitter", "size", "test_clips_per_class", "l2", "tv", "init_sd"):
-            if float(getattr(self, key)) < 0:
-                bad(key, f"must be >= 0, got {getattr(self, key)}")
-        if not self.temporal_weights or any(float(w) < 0 for w in self.temporal_weights):
-            bad("temporal_weights", f"needs one or more weights >= 0, got {self.temporal_weights}")
-        v = self.verify
-        if int(v.seeds) < 1 or not v.penalties or any(float(p) < 0 for p in v.penalties):
-            bad("verify", "needs seeds >= 1 and one or more penalty weights >= 0")
-        if v.objective not in V.OBJECTIVES:
-            bad("verify.objective", f"must be one of {', '.join(V.OBJECTIVES)}, got {v.objective!r}")
-        if float(v.log_prob_weight) < 0:
-            bad("verify.log_prob_weight", f"must be >= 0, got {v.log_prob_weight}")
-        if float(v.colocation_sigma) < 0:
-            bad("verify.colocation_sigma", f"must be >= 0 (px), got {v.colocation_sigma}")
-        if v.colour_pixels not in V.COLOUR_PIXELS:
-            bad("verify.colour_pixels", f"must be one of {', '.join(V.COLOUR_PIXELS)}, got {v.colour_pixels!r}")
-        if v.colocation_map not in V.COLOCATION_MAPS:
-            bad("verify.colocation_map", f"must be one of {', '.join(V.COLOCATION_MAPS)}, got {v.colocation_map!r}")
-        if v.colocation_motion not in V.COLOCATION_MOTIONS:
-            bad("verify.colocation_motion",
-                f"must be one of {', '.join(V.COLOCATION_MOTIONS)}, got {v.colocation_motion!r}")
-        if len(v.temporal_weights) < 2:
-            bad("verify.temporal_weights", "needs two or more weights to compare")
+    def __post_init__(self) -> None:  # validated by the schema (@settings); only the order is set here
         self.temporal_weights = sorted(float(w) for w in self.temporal_weights)
-        v.temporal_weights = sorted(float(w) for w in v.temporal_weights)
+        self.verify.temporal_weights = sorted(float(w) for w in self.verify.temporal_weights)
 
 
 def make_config(d: dict | None) -> VisualizeConfig:
