@@ -361,11 +361,11 @@ def position_order(positions) -> list[str]:
 
 
 def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
+    import seaborn as sns  # deferred: matplotlib is slow to import; only the figures need it
 
     fused = table[table["method"].map(family) != "stream"]
     grid = fused.groupby(["method", "position"])["top1"].mean().unstack("position")
@@ -384,11 +384,11 @@ def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
 
 
 def plot_groups(table: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
+    import seaborn as sns  # deferred: matplotlib is slow to import; only the figures need it
 
     summary = summarise(table)
     keep = {(m, NO_POSITION) for m in STREAMS} | {
@@ -416,7 +416,7 @@ def plot_groups(table: pd.DataFrame, path: Path) -> None:
 
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -15,6 +15,10 @@ import signal
 import sys
 import threading
 
+from . import __version__
+from .config import ConfigError
+from .errors import InputError, one_line
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("twostream.datasets.synthetic", "generate the synthetic action dataset as encoded videos"),
@@ -34,8 +38,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twostream", description=__doc__.splitlines()[0])
-    from . import __version__
-
     p.add_argument("--version", action="version", version=f"twostream {__version__}")
     sub = p.add_subparsers(dest="command", metavar="<stage>")
     sub.required = True
@@ -74,9 +76,6 @@ def _stop(signum: int, _frame) -> None:
 
 
 def _run(module, args) -> int:
-    from .config import ConfigError
-    from .errors import InputError, one_line
-
     handled = (signal.SIGTERM, signal.SIGINT)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, _stop) for s in handled} if main_thread else {}

@@ -48,6 +48,7 @@ import pandas as pd
 from .config import ConfigError, add_params_arguments, from_dict, section_from_args, settings, to_dict
 from .errors import InputError
 from .index import assign_shards, read_index, shard_names
+from .progress import progress as progress_bar
 from .store import atomic_h5, atomic_path, check_output, create_dataset, write_provenance, write_video_table
 from .video import Decoded, FramePool, decode_video, encode_jpeg
 
@@ -290,8 +291,6 @@ def decode_shard(
     ``on_bad_video == "fail"`` the first bad video raises InputError and nothing
     is written.
     """
-    from .progress import progress as progress_bar
-
     records = rows.to_dict("records")
     bad: list[dict] = []
     with atomic_h5(out) as f:

@@ -103,11 +103,11 @@ def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray
 
 
 def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
+    import seaborn as sns  # deferred: matplotlib is slow to import; only the figures need it
 
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)

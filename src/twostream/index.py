@@ -57,7 +57,7 @@ def read_index(path: str | Path) -> pd.DataFrame:
 
 
 def write_index(df: pd.DataFrame, path: str | Path) -> None:
-    from .store import atomic_path
+    from .store import atomic_path  # deferred: store imports h5py; the workflow imports index for shard names at start
 
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)

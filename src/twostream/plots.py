@@ -27,10 +27,10 @@ class PlotSettings:
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
     return plt
 
@@ -61,7 +61,7 @@ def read_histories(paths: list[str]) -> pd.DataFrame:
 
 
 def training_curves(histories: pd.DataFrame, out: str | Path, s: PlotSettings) -> None:
-    import seaborn as sns
+    import seaborn as sns  # deferred: matplotlib is slow to import; only the figures need it
 
     sns.set_theme(style=s.style)
     plt = _pyplot()
@@ -81,6 +81,7 @@ def flow_examples(frames_paths, flow_paths, out: str | Path, s: PlotSettings) ->
     """One row per video: a frame, its flow as a colour wheel, and the x and y maps.
 
     Videos come from the given shard pairs in order (a shard may be empty: every video bad)."""
+    # deferred: montage imports torch (seconds); only flow_examples needs it
     from .visualize.montage import flow_to_colour
 
     plt = _pyplot()

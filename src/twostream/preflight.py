@@ -44,6 +44,7 @@ def cuda_problems(config: dict[str, Any]) -> list[str]:
     device = str(flow.get("device", "auto"))
     if flow.get("backend", "torch") != "torch" or not device.startswith("cuda"):
         return []
+    # deferred: torch takes seconds to import; preflight runs at every Snakemake start, torch only for CUDA
     import torch
 
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any, Iterable, Iterator
 
+from tqdm import tqdm
+
 
 class PlainProgress:
     """The part of tqdm's interface the stages use, printing plain lines."""
@@ -86,8 +88,6 @@ def progress(iterable: Iterable | None = None, **kw: Any):
     file = kw.get("file") or sys.stderr
     isatty = getattr(file, "isatty", None)
     if isatty is not None and isatty():
-        from tqdm import tqdm
-
         return tqdm(iterable, **kw)
     plain = {k: v for k, v in kw.items() if k in ("total", "desc", "unit", "file", "disable", "leave")}
     return PlainProgress(iterable, **plain)

@@ -53,11 +53,22 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .config import ConfigError, from_dict, params_object, read_config, settings
 from .analysis.stats import wilson
+from .data import ClipDataset, video_table
+from .decode import FrameWriter
+from .engine import make_loader, predict_videos
 from .errors import InputError
+from .evaluate import EvalConfig
+from .models import load_model
 from .store import FrameShard, atomic_h5, atomic_path, create_dataset, write_provenance
+from .visualize import verify as V
+from .visualize.quirk_detect import Cue, cue_measure, detect
+from .visualize.render import Preprocess
+from .visualize.stage import make_config as vis_config
+from .visualize.stage import model_info, verify_settings
 
 KINDS = ("mark",)
 # the two models of the experiment and their names in the verification tables
@@ -153,8 +164,6 @@ def cued_ids(videos: pd.DataFrame, cfg: QuirkConfig) -> list[str]:
 
 def _write_shard(path: Path, table: pd.DataFrame, shards: list[FrameShard], cfg: QuirkConfig, codec: str,
                  role: str, log) -> None:
-    from .decode import FrameWriter
-
     with atomic_h5(path) as f:
         writer = FrameWriter(f, codec)
         for i, row in enumerate(table.itertuples(index=False)):
@@ -171,8 +180,6 @@ def _write_shard(path: Path, table: pd.DataFrame, shards: list[FrameShard], cfg:
 def plant(cfg: QuirkConfig, frames: Sequence[str], overlay: str | Path, cued: str | Path, truth: str | Path,
           log=lambda m: None) -> dict:
     """Write the overlay shard, the cued test shard and quirk.json (see the module docstring)."""
-    from .data import video_table
-
     if not frames:
         raise InputError("twostream quirk --plant needs --frames shards")
     videos, shards, _ = video_table(frames=list(frames))
@@ -217,12 +224,8 @@ def read_truth(path: str | Path) -> dict:
 
 
 def _predict(model, frames: Sequence[str], ev, crop_size: int) -> tuple[pd.DataFrame, np.ndarray]:
-    from .data import ClipDataset
-    from .engine import make_loader, predict_videos
-
     ds = ClipDataset(frames=list(frames), modalities=("rgb",), split="test", mode="test",
                      crop_size=int(ev.crop_size or crop_size), test_frames=int(ev.frames), test_crops=int(ev.crops))
-    import torch
 
     loader = make_loader(ds, int(ev.batch_size), 0, torch.device("cpu"))
 
@@ -261,15 +264,11 @@ def accuracy_rows(gt: dict, preds: dict[str, tuple[pd.DataFrame, np.ndarray, np.
 
 
 def cue_of(gt: dict):
-    from .visualize.quirk_detect import Cue
-
     return Cue(int(gt["where"][0]), int(gt["where"][1]), int(gt["size"]), tuple(c / 255.0 for c in gt["colour"]))
 
 
 def judge_runs(images: Sequence[np.ndarray], cue, tolerance: float) -> list[dict]:
     """Per run: the cue measure (template correlation at the planted place, elsewhere, best)."""
-    from .visualize.quirk_detect import cue_measure
-
     return [cue_measure(img, cue, tolerance) for img in images]
 
 
@@ -289,8 +288,6 @@ def absent(run: dict, gap: float) -> bool:
 
 def locate(images: Sequence[np.ndarray], known, cue, det: DetectorConfig, tolerance: float) -> dict:
     """The blind detector on one set of seeds' images, judged against the planted place."""
-    from .visualize.quirk_detect import detect
-
     H, W = images[0].shape[:2]
     d = detect(images, known, det.sigma, det.min_z, det.min_support)
     cx, cy = cue.centre
@@ -336,10 +333,6 @@ def _summary_row(model: str, role: str, check: str, statuses: Sequence[str], exp
 def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkConfig, log=lambda m: None):
     """Render the quirked class's unit on each model (verification seeds x penalties) and
     judge: returns (verification rows, run rows, images by role: (n_settings, n_seeds, H, W, 3))."""
-    from .visualize import verify as V
-    from .visualize.render import Preprocess
-    from .visualize.stage import model_info, verify_settings
-
     q = int(gt["label"])
     cls = next((c for c in classes if c.label == q), None) or V.ClassFactors(q, gt["class_name"], "unknown")
     known = [c for c in (cls.colour, cls.moving_colour, cls.still_colour) if c is not None]
@@ -483,11 +476,11 @@ def montage(path: Path, gt: dict, images: dict[str, np.ndarray], example: tuple[
             table: pd.DataFrame) -> None:
     """Row per model: the class unit's optimised images (penalty setting 0, every seed), the
     planted place outlined; last row: a quirked training frame, the same frame clean."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
+    from matplotlib.patches import Rectangle  # deferred: matplotlib is slow to import; only the figures need it
 
     roles = [r for r in ("quirked", "clean") if r in images]
     n = max(images[r].shape[1] for r in roles)
@@ -524,13 +517,6 @@ def montage(path: Path, gt: dict, images: dict[str, np.ndarray], example: tuple[
 
 
 def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
-    import torch
-
-    from .evaluate import EvalConfig
-    from .models import load_model
-    from .visualize import verify as V
-    from .visualize.stage import make_config as vis_config
-
     t0 = time.time()
     log = lambda m: print(f"twostream quirk {time.time() - t0:6.1f}s {m}", file=sys.stderr, flush=True)
     qcfg = make_config(sections.get("quirk"))
@@ -564,8 +550,6 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
     example = None
     q_ids = gt["quirked"]
     if q_ids:
-        from .data import video_table
-
         videos, shards, _ = video_table(frames=list(args.frames))
         row = videos.set_index("video_id").loc[q_ids[0]]
         clean = shards[int(row.frame_shard)].read(q_ids[0], [0])[0]

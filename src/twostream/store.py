@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.metadata as md
 import json
 import os
 import re
@@ -73,8 +74,6 @@ class StoreError(InputError):
 
 def versions() -> dict[str, str]:
     """Versions of the packages that shape the stored numbers."""
-    import importlib.metadata as md
-
     out = {}
     for name in ("twostream", "numpy", "h5py", "opencv-contrib-python-headless", "torch"):
         try:
@@ -428,7 +427,7 @@ class FrameShard(_Shard):
             return _read_rows(f["frames"], rows)
 
     def _read_jpeg(self, f: h5py.File, video_id: str, rows: np.ndarray) -> np.ndarray:
-        import cv2
+        import cv2  # deferred: OpenCV is slow to import; only jpeg frames and png flow need it
 
         ds = f["jpeg"]
         crcs = f["jpeg_crc32"] if "jpeg_crc32" in f else None
@@ -479,7 +478,7 @@ def encode_flow_png(field: np.ndarray) -> np.ndarray:
     The x map sits above the y map in one grey image (2H, W): 8-bit for uint8, 16-bit
     holding the float16 bit patterns for float16.
     """
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import; only jpeg frames and png flow need it
 
     field = np.asarray(field)
     if field.dtype == np.float16:
@@ -495,7 +494,7 @@ def encode_flow_png(field: np.ndarray) -> np.ndarray:
 
 def decode_flow_png(buf: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     """PNG bytes of :func:`encode_flow_png` back to the stored field (H, W, 2); None if undecodable."""
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import; only jpeg frames and png flow need it
 
     img = cv2.imdecode(np.asarray(buf, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 2 or img.shape[0] % 2:

@@ -18,13 +18,16 @@ numbers do not show it, with the numbers.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..plots import _pyplot, save_figure
 from ..store import atomic_path
 from .stats import difference_interval
+from .units import KINDS
 
 OUTPUT_LAYER = "output"
 
@@ -191,8 +194,6 @@ def to_markdown(secs) -> str:
 
 
 def to_rst(secs) -> str:
-    import re
-
     esc = lambda t: re.sub(r"_(?=\W|$)", r"\\_", t.replace("|", "\\|"))
     out = ["Findings of this run", "====================", ""]
     for title, lines in secs:
@@ -227,9 +228,6 @@ def write_findings(path, ablation_md: str, fractions, inv, checks, rst: str = ""
 
 def units_figure(fractions: pd.DataFrame, path) -> None:
     """Stacked bars: fraction of each unit kind per layer; one panel per model and network."""
-    from ..plots import _pyplot, save_figure
-    from .units import KINDS
-
     plt = _pyplot()
     models = list(dict.fromkeys(fractions.model)) if len(fractions) else ["none"]
     fig, axes = plt.subplots(len(models), 2, figsize=(10, 2.6 * len(models)), squeeze=False)
@@ -256,8 +254,6 @@ def units_figure(fractions: pd.DataFrame, path) -> None:
 def invariance_figure(inv: pd.DataFrame, path) -> None:
     """Mean invariance index (95% interval) against depth: one panel per model, one line per
     factor, trained solid, untrained dashed."""
-    from ..plots import _pyplot, save_figure
-
     plt = _pyplot()
     models = list(dict.fromkeys(inv.model)) if len(inv) else ["none"]
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)

@@ -40,6 +40,16 @@ import torch
 from ..config import ConfigError, add_params_arguments, from_dict, read_config, section_from_args, settings
 from ..errors import InputError
 from ..store import atomic_path
+from ..datasets.synthetic import DIRECTIONS, class_table
+from ..datasets.synthetic import make_config as synth_config
+from ..models import load_model
+from ..store import FlowShard
+from ..visualize import verify as V
+from ..visualize.objectives import OUTPUT
+from ..visualize.render import Preprocess, Probe
+from ..visualize.stage import SPATIAL, _reduce, default_layers, model_info, selectivity, test_statistics, visualize_layers
+from ..visualize.stage import make_config as vis_config
+from . import findings as F
 from . import invariance as INV
 from . import probes as P
 from . import units as UN
@@ -88,8 +98,6 @@ def untrained(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 def analysis_layers(model: torch.nn.Module) -> list[str]:
     """The visualized layers; a spatially fused network adds its motion tower up to the fusion."""
-    from ..visualize.stage import SPATIAL, default_layers
-
     layers = default_layers(model)
     if getattr(model, "kind", None) in ("spatial", "pool3d") and hasattr(model, "fuse"):
         stage = tuple(getattr(model, "stages", ("pool",)))[0]
@@ -101,8 +109,6 @@ def analysis_layers(model: torch.nn.Module) -> list[str]:
 def depth_of(layer: str, model: torch.nn.Module) -> float:
     """Position of a layer in the hierarchy: conv1 = 1, res2..res5 = 2..5, the fusion layer
     just after its stage, the class scores 6."""
-    from ..visualize.objectives import OUTPUT
-
     if layer == OUTPUT:
         return 6.0
     last = layer.rsplit(".", 1)[-1]
@@ -120,8 +126,6 @@ def depth_of(layer: str, model: torch.nn.Module) -> float:
 def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df, fcfg: FindingsConfig,
               model_name: str, depth: dict) -> pd.DataFrame:
     """units.csv rows of one network: every unit's kind from its class profile on test clips."""
-    from ..visualize.stage import selectivity, test_statistics
-
     stats = test_statistics(model, info, layers, frames, flow, vcfg)
     if stats is None:
         raise InputError("findings needs the test shards of the model's inputs (--frames / --flow)")
@@ -137,8 +141,6 @@ def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df,
 
 def probe_inputs(sets: list[P.ProbeSet], syn, classes_df, info, bound: float, fcfg: FindingsConfig, log):
     """Render every probe clip once: the model inputs and (set, class, level) of each."""
-    from ..datasets.synthetic import class_table
-
     table = class_table(syn)
     if list(table.class_name) != list(classes_df.class_name):
         raise InputError("classes.csv does not match the synthetic settings (class names differ)")
@@ -161,9 +163,6 @@ def probe_inputs(sets: list[P.ProbeSet], syn, classes_df, info, bound: float, fc
 
 @torch.no_grad()
 def probe_responses(model, info, layers, x: dict, where: str) -> dict[str, np.ndarray]:
-    from ..visualize.render import Probe
-    from ..visualize.stage import _reduce
-
     probe = Probe(model, layers, info.modalities)
     n = len(next(iter(x.values())))
     out: dict[str, list] = {l: [] for l in layers}
@@ -203,11 +202,6 @@ def invariance_rows(network, layers, resp, index, sets, model_name, depth) -> li
 
 def unit_checks(model, info, units: pd.DataFrame, layer: str, classes_df, vcfg, model_name: str, log) -> pd.DataFrame:
     """Render the most generic and the most specific unit of ``layer`` and judge the factor."""
-    from ..datasets.synthetic import DIRECTIONS
-    from ..visualize import verify as V
-    from ..visualize.render import Preprocess
-    from ..visualize.stage import visualize_layers
-
     u = units[(units.layer == layer) & (units.network == "trained")]
     picks = []
     gen = u[u.kind == "generic"].assign(f1=lambda d: 2 * d.precision * d.recall / (d.precision + d.recall))
@@ -263,13 +257,6 @@ def unit_checks(model, info, units: pd.DataFrame, layer: str, classes_df, vcfg, 
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..datasets.synthetic import make_config as synth_config
-    from ..models import load_model
-    from ..store import FlowShard
-    from ..visualize.objectives import OUTPUT
-    from ..visualize.stage import make_config as vis_config
-    from ..visualize.stage import model_info
-
     fcfg = make_config(section_from_args(args, "findings"))
     vcfg = vis_config(_section(args, "visualize"))
     syn = synth_config(_section(args, "synthetic"))
@@ -338,8 +325,6 @@ def _section(args: argparse.Namespace, name: str) -> dict:
 
 
 def collect(args: argparse.Namespace) -> int:
-    from . import findings as F
-
     fcfg = make_config(section_from_args(args, "findings"))
     tables = {"units.csv": [], "invariance.csv": [], "unit_checks.csv": []}
     for d in args.collect:

@@ -9,7 +9,7 @@ LEVEL = 0.95
 
 def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     """Wilson score interval of the rate k/n (nan, nan when n = 0)."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # deferred: scipy is slow to import; only this function needs it
 
     if n <= 0:
         return float("nan"), float("nan")
@@ -20,7 +20,7 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
 def mean_interval(x, level: float = LEVEL) -> tuple[float, float, float, float, int]:
     """(mean, low, high, sd, n) of the finite values of ``x``: Student-t interval of the mean,
     sd with ddof 1 (low = high = mean and sd nan for one value; all nan for none)."""
-    from scipy.stats import t
+    from scipy.stats import t  # deferred: scipy is slow to import; only this function needs it
 
     x = np.asarray(x, float)
     x = x[np.isfinite(x)]
@@ -39,7 +39,7 @@ def difference_interval(ma: float, sa: float, na: int, mb: float, sb: float, nb:
                         level: float = LEVEL) -> tuple[float, float, float]:
     """(mb - ma, low, high): Welch interval of the difference of two means given each
     group's mean, standard deviation (ddof 1) and size (nan when a group has < 2 values)."""
-    from scipy.stats import t
+    from scipy.stats import t  # deferred: scipy is slow to import; only this function needs it
 
     if na < 2 or nb < 2 or not all(np.isfinite([ma, sa, mb, sb])):
         return float("nan"), float("nan"), float("nan")

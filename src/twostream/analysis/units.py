@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .stats import wilson
+
 FACTOR_COLUMNS = ("group", "motion", "direction", "moving_colour")
 NO_FACTOR = {"", "random", "nan", "none"}
 KINDS = ("specific", "generic", "other", "silent")
@@ -132,8 +134,6 @@ def kinds_table(uk: UnitKinds, **cols) -> pd.DataFrame:
 
 def kind_fractions(units: pd.DataFrame, keys=("model", "network", "layer", "depth")) -> pd.DataFrame:
     """Fraction of each kind per (model, network, layer), with a 95% Wilson interval."""
-    from .stats import wilson
-
     rows = []
     keys = [k for k in keys if k in units.columns]
     for key, g in units.groupby(keys, sort=False):

@@ -28,6 +28,7 @@ import pandas as pd
 from ..config import ConfigError, add_params_arguments, from_dict, section_from_args, settings, to_dict
 from ..errors import InputError
 from ..index import INDEX_COLUMNS, write_index
+from . import hmdb51, ucf101
 
 KINDS = ("synthetic", "ucf101", "hmdb51", "folder")
 
@@ -53,20 +54,14 @@ def build_index(
     if kind in ("synthetic", "ucf101", "hmdb51") and not root.is_dir():
         raise InputError(f"{root}: dataset folder does not exist")
     if kind == "synthetic":
-        from . import ucf101
-
         df = ucf101.build(root, 1, sdir)
         return _add_class_columns(df, (sdir or root) / "classes.csv")
     if kind == "ucf101":
-        from . import ucf101
-
         return ucf101.build(root, int(split), sdir)
     if kind == "hmdb51":
-        from . import hmdb51
-
         return hmdb51.build(root, int(split), sdir)
     if kind == "folder":
-        from . import folder
+        from . import folder  # deferred: folder imports OpenCV; only folder datasets need it
 
         return folder.build(root, float(test_ratio))
     raise ConfigError(f"dataset.kind: {kind!r} is not one of {', '.join(KINDS)}")
@@ -117,7 +112,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = from_dict(DatasetConfig, section_from_args(args, "dataset"), "dataset")
-    from ..store import check_output
+    from ..store import check_output  # deferred: store imports h5py; the workflow imports this package at start
 
     for out in (args.out, args.meta or Path(args.out).with_suffix(".json")):  # fail before any work
         check_output(out)
@@ -130,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         "n_train": int((df["split"] == "train").sum()),
         "n_test": int((df["split"] == "test").sum()),
     }
-    from ..store import atomic_path
+    from ..store import atomic_path  # deferred: store imports h5py; the workflow imports this package at start
 
     with atomic_path(args.meta or Path(args.out).with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

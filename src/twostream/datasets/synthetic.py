@@ -81,6 +81,8 @@ import os
 import shutil
 import sys
 import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +91,7 @@ import pandas as pd
 
 from ..config import ConfigError, add_params_arguments, from_dict, section_from_args, settings
 from ..errors import InputError
+from ..progress import progress as progress_bar
 
 # --------------------------------------------------------------------------- configuration
 
@@ -202,8 +205,6 @@ def _colour_rgb(name: str) -> tuple[int, int, int]:
 def clip_seed(cfg: SyntheticConfig, class_name: str, split: str, index: int) -> int:
     """Seed of one clip: a function of (seed, class name, split, index) only, so adding or removing
     classes or clips leaves every other clip unchanged."""
-    import zlib
-
     key = zlib.crc32(class_name.encode())
     ss = np.random.SeedSequence([int(cfg.seed), key, 0 if split == "train" else 1, int(index)])
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
@@ -512,7 +513,7 @@ def render_video(cfg: SyntheticConfig, video_id: str, table: pd.DataFrame | None
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, fourcc: str = "XVID") -> None:
     """Encode uint8 RGB frames (T, H, W, 3) with OpenCV's VideoWriter."""
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import; only encoding videos needs it
 
     T, H, W, _ = frames.shape
     w = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), float(fps), (W, H))
@@ -544,13 +545,9 @@ def generate(cfg: SyntheticConfig, root: str | os.PathLike, progress: bool = Tru
     complete, so an interrupted run never leaves a complete-looking dataset.  ``workers`` processes
     render and encode in parallel; the output does not depend on it.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
-    from ..progress import progress as progress_bar
-
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    from ..store import temp_path
+    from ..store import temp_path  # deferred: store imports h5py; the renderer (used by findings) needs none
 
     tmp = temp_path(root)  # the same for every run: a rerun removes what a killed run left
     old = root.with_name(f".{root.name}.old")

@@ -32,13 +32,13 @@ def flow_config(d: dict[str, Any] | None) -> FlowConfig:
 def make_backend(cfg: FlowConfig) -> FlowFn:
     """The backend named by ``cfg.backend``, set up with the config's parameters."""
     if cfg.backend == "opencv":
-        from .opencv import OpenCVTVL1
+        from .opencv import OpenCVTVL1  # deferred: each backend imports its own library (OpenCV or torch) when chosen
 
         return OpenCVTVL1(cfg.tvl1)
     if cfg.backend == "dis":
-        from .dis import DISFlow
+        from .dis import DISFlow  # deferred: each backend imports its own library (OpenCV or torch) when chosen
 
         return DISFlow(cfg.dis)
-    from .tvl1_torch import TorchTVL1
+    from .tvl1_torch import TorchTVL1  # deferred: each backend imports its own library (OpenCV or torch) when chosen
 
     return TorchTVL1(cfg.tvl1, device=cfg.device, stopping=cfg.stopping, compile=cfg.compile, batch_size=cfg.batch_size)

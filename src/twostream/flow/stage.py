@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import add_params_arguments, section_from_args
 from ..errors import InputError
+from ..progress import progress as progress_bar
 from ..store import (
     FrameShard,
     StoreError,
@@ -103,7 +104,7 @@ def choose_layout(requested: str, sizes: list[tuple[int, int]], path: str) -> st
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """(k, H, W, 3) uint8 RGB -> (k, H, W) uint8 luma (cv2's RGB2GRAY weights)."""
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import; only this step needs it
 
     return np.stack([cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY) for x in rgb])
 
@@ -135,8 +136,6 @@ def _pair_batches(shard: FrameShard, target: int):
 
 def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: bool = True) -> dict:
     """Flow of every video of ``frames_path`` into ``out_path`` (atomic); returns a summary."""
-    from ..progress import progress as progress_bar
-
     cfg = flow_config(cfg_dict)
     check_output(out_path)  # fail before any work
     shard = FrameShard(frames_path)
@@ -207,8 +206,8 @@ def compute_shard(frames_path: str, out_path: str, cfg_dict: dict, progress: boo
 def run(args: argparse.Namespace) -> int:
     cfg = section_from_args(args, "flow")
     if args.threads and args.threads > 0:
-        import cv2
-        import torch
+        import cv2  # deferred: OpenCV is slow to import; only this step needs it
+        import torch  # deferred: torch takes seconds to import; only the torch backend needs it
 
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)

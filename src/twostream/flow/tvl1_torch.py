@@ -33,11 +33,13 @@ one fused kernel under ``torch.compile``.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import ConfigError
 from .params import TVL1Params
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)
@@ -86,7 +88,7 @@ def warp_bicubic(img: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 def warp_bicubic_cv2(img: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """``warp_bicubic`` on CPU through cv2.remap (what OpenCV's TV-L1 itself calls), one call per image."""
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import; only this CPU path needs it
 
     B, C, H, W = img.shape
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
@@ -109,7 +111,7 @@ def median_blur_cv2(u: torch.Tensor, k: int) -> torch.Tensor:
     The images are stacked vertically, each padded by replicating its own border,
     so the result equals cv2.medianBlur (BORDER_REPLICATE) of each image alone.
     """
-    import cv2
+    import cv2  # deferred: OpenCV is slow to import; only this CPU path needs it
 
     B, C, H, W = u.shape
     r = k // 2
@@ -238,7 +240,8 @@ _FUNCS = {
 
 @functools.lru_cache(maxsize=None)
 def _compiled(name: str):
-    import torch._dynamo
+    import torch._dynamo  # deferred: loads torch's compiler stack; only flow.compile needs it
+    # deferred: loads torch's compiler stack; only flow.compile needs it
     import torch.fx.experimental._config as fx_config
 
     # one graph per pyramid level size must not exhaust dynamo's cache (default 8) and
@@ -319,8 +322,6 @@ class TorchTVL1:
     # internals ------------------------------------------------------------
     def _warm_up(self) -> None:
         """Compile on a tiny batch; fall back to eager mode if the compiler fails."""
-        import warnings
-
         try:
             g = torch.Generator().manual_seed(0)
             # levels 48x48 .. 20x20 cover both graphs inductor makes (small and large planes)
@@ -473,7 +474,5 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from ..config import ConfigError
-
         raise ConfigError(f"flow.device: {device!r} requested but CUDA is not available")
     return dev

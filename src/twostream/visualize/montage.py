@@ -26,7 +26,7 @@ def flow_to_colour(flow: np.ndarray, max_mag: float | None = None) -> np.ndarray
     A stack is averaged over its fields first. Hue follows the Middlebury convention
     (right = red, down = yellow-green, left = cyan, up = blue-violet).
     """
-    from matplotlib.colors import hsv_to_rgb
+    from matplotlib.colors import hsv_to_rgb  # deferred: matplotlib is slow to import; only the figures need it
 
     f = np.asarray(flow, dtype=np.float64)
     if f.ndim == 4:
@@ -49,7 +49,7 @@ def _speed_name(w: float, weights: Sequence[float]) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
@@ -74,10 +74,10 @@ def layer_figure(path: str | Path, title: str, row_labels: Sequence[str], rgb: n
 
     ``rgb``: (U, S, H, W, 3) or None; ``flow``: (U, S, L, H, W, 2) or None, S = len(temporal_weights).
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
     n_units = len(row_labels)
     speeds = list(temporal_weights) if flow is not None else [None]
@@ -110,10 +110,10 @@ def overview_figure(path: str | Path, title: str, layers: Sequence[str], units: 
 
     ``rgb[i]``: (U, S, H, W, 3) or None; ``flow[i]``: (U, S, L, H, W, 2) or None.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
     per_unit = int(any(r is not None for r in rgb)) + int(any(f is not None for f in flow))
     per_unit = max(per_unit, 1)

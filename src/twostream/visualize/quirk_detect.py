@@ -93,7 +93,7 @@ def cue_measure(image: np.ndarray, cue: Cue, tolerance: float = 3.0) -> dict:
     c = ncc_map(image, cue.template())
     ys, xs = np.mgrid[0:H, 0:W]
     d = _circ_dist(ys, xs, cue.y - cue.margin, cue.x - cue.margin, H, W)
-    from scipy.ndimage import maximum_filter
+    from scipy.ndimage import maximum_filter  # deferred: scipy is slow to import; only this function needs it
 
     # like with like: at every place, the best offset within the same tolerance
     k = 2 * int(math.ceil(tolerance)) + 1
@@ -113,7 +113,7 @@ def cue_measure(image: np.ndarray, cue: Cue, tolerance: float = 3.0) -> dict:
 def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return a
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import gaussian_filter  # deferred: scipy is slow to import; only this function needs it
 
     return gaussian_filter(a, sigma, mode="wrap")
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..progress import progress as progress_bar
 from . import regularizers as R
 from .objectives import OUTPUT, Objective
 from .params import InputSet
@@ -259,8 +260,6 @@ def render_vis(
 
     it = range(steps)
     if progress:
-        from ..progress import progress as progress_bar
-
         it = progress_bar(it, desc=objective.name, leave=False, mininterval=2.0, file=sys.stderr)
     with _frozen(model):
         for step in it:

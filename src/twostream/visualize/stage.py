@@ -34,7 +34,10 @@ import torch
 
 from ..config import add_params_arguments, from_dict, section_from_args, settings
 from ..errors import InputError
+from ..data import ClipDataset
+from ..models import load_model
 from ..store import atomic_h5, atomic_path, create_dataset, write_provenance
+from . import montage
 from . import regularizers as R
 from . import verify as V
 from .objectives import OUTPUT, channels
@@ -177,8 +180,6 @@ def test_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Seque
 
     Returns {"labels": (N,), "acts": {layer: (N, C)}} or None without shards.
     """
-    from ..data import ClipDataset
-
     if ("rgb" in info.modalities and not frames) or ("flow" in info.modalities and not flow):
         return None
     ds = ClipDataset(frames=frames if "rgb" in info.modalities else (), flow=flow if "flow" in info.modalities else (),
@@ -284,9 +285,6 @@ def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preproce
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..models import load_model
-    from . import montage
-
     cfg = make_config(section_from_args(args, "visualize"))
     torch.set_num_threads(max(1, int(args.threads or 1)))
     t0 = time.time()
@@ -392,8 +390,6 @@ def main(args: argparse.Namespace) -> int:
 def montage_classes(path: Path, name: str, results: Sequence[V.RunResult], classes, temporal_weight: float) -> None:
     """One row per verified class: the first run's optimised appearance and motion
     (penalty setting 0, whose temporal weight is ``temporal_weight``)."""
-    from . import montage
-
     first: dict[int, V.RunResult] = {}
     for r in results:
         if r.inputs is not None and r.check != "temporal" and r.label not in first:
