@@ -87,16 +87,3 @@ def test_the_leak_check_can_fail():
     merged = copy.deepcopy(BASE)
     update_config(merged, own)
     assert stream_section(merged["train"], "rgb")["epochs"] == BASE["train"]["rgb"]["epochs"] != own["train"]["epochs"]
-
-
-def test_new_keys_have_one_default():
-    """decode.size, decode.max_missing_frames and flow.layout: the same default in the
-    dataclass, the schema and config/config.yaml."""
-    from twostream.decode import DecodeConfig
-    from twostream.flow.params import FlowConfig
-
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
-    for section, cls, key in (("decode", DecodeConfig, "size"), ("decode", DecodeConfig, "max_missing_frames"),
-                              ("flow", FlowConfig, "layout")):  # fmt: skip
-        default = getattr(cls(), key)
-        assert schema[section]["properties"][key]["default"] == default == BASE[section][key], (section, key)

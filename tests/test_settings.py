@@ -179,3 +179,34 @@ def test_cli_config_path_is_checked_by_the_schema(tmp_path, capsys):
     assert main(["decode", "--config", str(path), "--index", "x.csv", "--shard", "shard-000", "--out", "y.h5"]) == 2
     err = capsys.readouterr().err
     assert "decode.jpeg_quality: 101 is greater than the maximum of 100" in err and str(path) in err
+
+
+def readme_defaults() -> dict[tuple[str, str], str]:
+    """(section, key) -> the default column of config/README.md's tables."""
+    out, section = {}, ""
+    for line in (REPO / "config" / "README.md").read_text().splitlines():
+        if line.startswith(("## ", "### ")):
+            section = line.split(maxsplit=1)[1].strip()
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("| `") else []
+        if len(cells) >= 3 and cells[1].startswith("`") and cells[1].endswith("`"):
+            for key in (k.strip().strip("`") for k in cells[0].split(",")):
+                out[(section, key)] = cells[1][1:-1]
+    return out
+
+
+def test_readme_documents_every_key_with_the_schema_default():
+    documented = readme_defaults()
+    wrong = []
+    for path in sections(C.schema()):
+        if path in ("train.rgb", "train.flow"):
+            continue  # overrides of the train keys: one row, `rgb`, `flow`
+        for key, sub in C.subschema(path)["properties"].items():
+            if sub.get("type") == "object" and "properties" in sub and (path, key) not in documented:
+                continue  # a nested section: its own table (### path.key) or rows key.sub
+            top, _, rest = path.partition(".")
+            row = documented.get((path, key)) or documented.get((top, f"{rest}.{key}" if rest else key))
+            if row is None:
+                wrong.append(f"{path}.{key}: not documented")
+            elif row != "see config.yaml" and "default" in sub and yaml.safe_load(row) != sub["default"]:
+                wrong.append(f"{path}.{key}: README {row!r}, schema {sub['default']!r}")
+    assert not wrong, "\n".join(wrong)
