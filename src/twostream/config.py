@@ -213,6 +213,15 @@ CROSS_CHECKS: list[tuple[str, Callable[[dict], list[str]]]] = [
 
 
 # --------------------------------------------------------------------------- settings dataclasses
+def _as_declared(value: Any, kind: Any) -> Any:
+    """A schema default in the field's declared type: YAML writes 20 for a float field's 20.0."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typing.get_origin(kind) is list and typing.get_args(kind) == (float,) and isinstance(value, list):
+        return [_as_declared(v, float) for v in value]
+    return value
+
+
 def settings(path: str, *, not_fields: tuple[str, ...] = ()) -> Callable[[type[T]], type[T]]:
     """Make ``cls`` the dataclass of config section ``path``: every field's default is the
     schema's (a default written in the class is an error: it would be a second copy), and
@@ -233,7 +242,7 @@ def settings(path: str, *, not_fields: tuple[str, ...] = ()) -> Callable[[type[T
                 raise TypeError(f"{cls.__qualname__}.{name}: default written in the class; it belongs in the schema")
             if name not in d:
                 raise TypeError(f"{cls.__qualname__}.{name}: the schema has no default for {path}.{name}")
-            value, kind = d[name], hints[name]
+            value, kind = _as_declared(d[name], hints[name]), hints[name]
             if dataclasses.is_dataclass(kind):
                 setattr(cls, name, dataclasses.field(default_factory=kind))
             elif isinstance(value, (list, dict)):
