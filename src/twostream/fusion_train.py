@@ -67,7 +67,7 @@ class FusionTrainConfig:
     crop_size: int = 0  # 0: the streams' crop size
     scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
     flip: bool = True
-    val_frames: int = 0  # 0: no validation pass per epoch (the evaluate stage measures)
+    val_frames: int = 0  # 0: no validation pass per epoch (the evaluate stage scores the val split)
     workers: int = 0
     bilinear_dim: int = 64
     conv_init: list[float] = field(default_factory=lambda: [1.0, 1.0])
@@ -192,7 +192,7 @@ def main(args: argparse.Namespace) -> int:
             raise InputError(f"{args.frames[0]}: shards have {train_ds.num_classes} classes, the streams "
                              f"{model.num_classes}")
         if cfg.val_frames:
-            val_ds = ClipDataset(split="test", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
+            val_ds = ClipDataset(split="val", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
 
     def forward(net: nn.Module, batch: dict) -> torch.Tensor:
         """Clips {"rgb": (B, T, 3, S, S), "flow": (B, T, 2L, S, S)}: the fused network merges the T snippets."""
