@@ -39,7 +39,7 @@ from .data import ClipDataset
 from .engine import build_scheduler, fit, seed_everything, setup
 from .errors import InputError
 from .models import load_model
-from .models.fusion import LATE_METHODS, count_parameters, fuse_streams, parse_position
+from .models.fusion import LATE_METHODS, count_parameters, fuse_streams, parse_position, uses_clips
 from .train import add_output_arguments
 
 GRID_KEYS = ("grid", "table")  # fusion sections that are not training settings
@@ -185,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
     if epochs:
         data_kw = dict(frames=[str(p) for p in args.frames or []], flow=[str(p) for p in args.flow or []],
                        modalities=("rgb", "flow"), flow_length=flow_length, crop_size=crop_size)
-        segments = cfg.pool3d_segments if method.endswith("_pool3d") else cfg.segments
+        segments = cfg.pool3d_segments if uses_clips(method) else cfg.segments
         train_ds = ClipDataset(split="train", mode="train", segments=segments, scales=cfg.scales,
                                flip=cfg.flip, seed=seed, **data_kw)
         if train_ds.num_classes != model.num_classes:
