@@ -10,7 +10,8 @@ single-stream checkpoints, as in the papers, and fine-tuned on the training spli
 the settings of the ``fusion.train`` section. Each training item is a clip of T snippets
 at TSN segment positions, each an RGB frame with the flow stack around it: per-frame
 scores are averaged over the T = ``segments`` snippets (spatial, cross-stream fusion), or
-the T = ``pool3d_segments`` frames are merged by 3D pooling (``*_pool3d``). Late fusion
+the T = ``pool3d_segments`` frames are merged by 3D pooling (``*_pool3d``) or mixed by
+temporal convs (``st_*_time``). Late fusion
 (``late_*``) trains nothing: its checkpoint holds the two streams and an empty history.
 
 Writes ``OUT/checkpoint.pt`` (the dict of ``twostream.train``: ``spec``, ``model``,
@@ -63,7 +64,7 @@ class FusionTrainConfig:
     label_smoothing: float = 0.0
     amp: bool = False
     segments: int = 1  # snippets per clip and step for spatial, cross and late cells
-    pool3d_segments: int = 3  # T snippets per clip for *_pool3d cells (3D pooling over T needs T >= 2)
+    pool3d_segments: int = 3  # T snippets per clip for *_pool3d and st_*_time cells (mixing over T needs T >= 2)
     crop_size: int = 0  # 0: the streams' crop size
     scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
     flip: bool = True
