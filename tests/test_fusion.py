@@ -660,3 +660,14 @@ def test_pool3d_segments_must_allow_temporal_pooling():
     assert train_config({"segments": 1}).pool3d_segments == 3
     with pytest.raises(ConfigError, match="fusion.train.pool3d_segments"):
         train_config({"pool3d_segments": 1})
+
+
+def test_schema_lists_exactly_the_known_methods():
+    from pathlib import Path
+
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    grid = schema["properties"]["fusion"]["properties"]["grid"]["properties"]
+    assert grid["methods"]["items"]["enum"] == known_methods()
+    assert grid["extra"]["items"]["properties"]["method"]["enum"] == known_methods()
