@@ -329,6 +329,12 @@ def test_st_layers_are_visible_to_the_visualization(streams):
     with torch.no_grad():
         torch.testing.assert_close(acts["connections.res2"], a2_pre + n.flow.forward_to(flow[:, 0], "res2"))
     assert acts["rgb.res5"].shape[1] == n.rgb.stage_channels["res5"]
+    from twostream.analysis.stage import analysis_layers, depth_of
+
+    assert [depth_of(l, n) for l in analysis_layers(n)] == [2.0, 3.0, 4.0, 5.0, 6.0]
+    cat = net(streams, "concat", "res3")  # the fusion layer of concat: 2C stacked channels
+    acts = Probe(cat, ["fuse", "rgb.res4"], ("rgb", "flow"))({"rgb": rgb[:, 0], "flow": flow[:, 0]})
+    assert acts["fuse"].shape[1] == 2 * cat.rgb.stage_channels["res3"]
 
 
 def test_concat_widens_the_next_layer_and_starts_as_sum(streams):
