@@ -66,7 +66,8 @@ is the first unit of the next stage, so ``res5`` then needs ``blocks[3] >= 2``.
 Spatial fusion keeps the appearance tower after the fusion point and drops the
 motion tower's later stages ("fusion injects the temporal stream into the spatial
 one", as in the authors' code), so its parameter count is one tower plus the
-motion tower's early stages plus the fusion layer.
+motion tower's early stages plus the fusion layer (``concat``: plus the widening of
+the next layer).
 
 A fused network takes ``rgb (B, T, 3, H, W)`` and ``flow (B, T, 2L, H, W)`` (T frames
 of one clip, each with its flow stack) and returns class scores ``(B, K)``:
