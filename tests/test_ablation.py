@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from twostream.ablation import (
-    build_table, chance_levels, findings, group_accuracies, parse_model, read_classes, TableConfig,
+    build_table, chance_levels, findings, group_accuracies, label_of, parse_model, read_classes, TableConfig,
 )
 from twostream.cli import main
 from twostream.errors import InputError
@@ -79,6 +79,9 @@ def results(tmp_path):
 def test_parse_model_names():
     assert parse_model("fusion-conv3d_pool3d-res3-s2") == {"method": "conv3d_pool3d", "position": "res3", "seed": 2}
     assert parse_model("fusion-st_add-res2+res3-s0")["position"] == "res2+res3"
+    assert parse_model("fusion-st_add_time-res2+res3+res4+res5-s0")["method"] == "st_add_time"
+    assert label_of("st_add", "res2+res3") == "st_add connections at res2+res3"
+    assert label_of("concat", "res3") == "concat fusion after res3"
     assert parse_model("rgb")["method"] == "rgb"
     with pytest.raises(InputError, match="fusion-conv-res3: not a model name"):
         parse_model("fusion-conv-res3")

@@ -236,6 +236,8 @@ def label_of(method: str, position: str) -> str:
     if method.startswith("late_"):
         return {"late_mean": "late fusion (softmax mean)", "late_weighted": "late fusion (weighted)",
                 "late_geometric": "late fusion (geometric mean)"}.get(method, method)
+    if method.startswith("st_"):  # motion -> appearance residual units from these stages' first units
+        return f"{method} connections at {position}"
     if position.endswith("+fc"):  # the motion tower kept to its classifier ("ReLU5 + FC8")
         return f"{method} fusion after {position.removesuffix('+fc')} + motion scores"
     return f"{method} fusion after {position}"
