@@ -233,7 +233,7 @@ def invariance_rows(network, layers, resp, index, sets, model_name, depth) -> li
 def unit_checks(model, info, units: pd.DataFrame, layer: str, classes_df, vcfg, model_name: str, log) -> pd.DataFrame:
     """Render the most generic and the most specific unit of ``layer`` and judge the factor."""
     from ..datasets.synthetic import DIRECTIONS
-    from ..visualize import verify as V
+    from ..visualize import judges as V
     from ..visualize.render import Preprocess
     from ..visualize.stage import visualize_layers
 
