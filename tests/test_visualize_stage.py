@@ -30,13 +30,13 @@ CLASSES = pd.DataFrame({
 
 
 def _shards(tmp_path, n_frames=4, per_class=2):
-    """One frames and one flow shard of random test videos."""
+    """One frames and one flow shard of random validation and test videos."""
     rng = np.random.default_rng(0)
     rows, frows, fr, fl = [], [], [], []
     for label in range(4):
-        for i in range(per_class):
+        for i in range(2 * per_class):
             base = dict(video_id=f"c{label}/v{i}", label=label, class_name=CLASSES.class_name[label],
-                        split="test", fps=25.0, height=S, width=S)
+                        split="val" if i % 2 else "test", fps=25.0, height=S, width=S)
             rows.append(dict(base, n_frames=n_frames, offset=len(fr) * n_frames))
             frows.append(dict(base, n_frames=n_frames - 1, offset=len(fl) * (n_frames - 1)))
             fr.append(rng.integers(0, 255, (n_frames, S, S, 3), dtype=np.uint8))

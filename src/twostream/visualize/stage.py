@@ -2,10 +2,10 @@
 
 For one checkpoint (a stream or a fused network) the stage
 
-1. measures each visualized layer's channels on test clips (channel mean, or centre,
+1. measures each visualized layer's channels on validation clips (channel mean, or centre,
    per clip): the highest activation, the per-class means and the class selectivity
    (how many classes' clips drive the unit, on average, above half of the best class);
-2. picks ``units_per_layer`` units per layer (the most active on test clips; for the
+2. picks ``units_per_layer`` units per layer (the most active on validation clips; for the
    class scores one class per class group), and optimises the model's inputs to
    maximise each at every ``temporal_weights`` setting (one batched run for all layers);
 3. verifies the class units against the synthetic dataset's known causes
@@ -207,7 +207,7 @@ def _flat_name(layer: str) -> str:
     return layer.replace("/", "_")
 
 
-# --------------------------------------------------------------------------- test clips
+# --------------------------------------------------------------------------- clips of a split
 
 
 def _reduce(act: torch.Tensor, where: str) -> torch.Tensor:
@@ -221,9 +221,10 @@ def _reduce(act: torch.Tensor, where: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def test_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Sequence[str], flow: Sequence[str],
-                    cfg: VisualizeConfig) -> dict[str, Any] | None:
-    """Per-video channel activations of every layer on (a subset of) the test clips.
+def clip_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Sequence[str], flow: Sequence[str],
+                    cfg: VisualizeConfig, split: str) -> dict[str, Any] | None:
+    """Per-video channel activations of every layer on (a subset of) the clips of ``split``:
+    ``val`` where they choose the units to visualize, ``test`` where findings report them.
 
     Returns {"labels": (N,), "acts": {layer: (N, C)}} or None without shards.
     """
@@ -232,7 +233,7 @@ def test_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Seque
     if ("rgb" in info.modalities and not frames) or ("flow" in info.modalities and not flow):
         return None
     ds = ClipDataset(frames=frames if "rgb" in info.modalities else (), flow=flow if "flow" in info.modalities else (),
-                     modalities=info.modalities, split="test", mode="test", flow_length=info.flow_length,
+                     modalities=info.modalities, split=split, mode="test", flow_length=info.flow_length,
                      crop_size=info.crop_size, test_frames=cfg.test_frames, test_crops=1)
     if cfg.test_clips_per_class:
         ds.videos = ds.videos.groupby("label", sort=False).head(cfg.test_clips_per_class).reset_index(drop=True)
@@ -388,8 +389,9 @@ def main(args: argparse.Namespace) -> int:
     layers = list(cfg.layers) or default_layers(model)
     log(f"{args.checkpoint}: inputs {', '.join(info.modalities)}, layers {', '.join(layers)}")
 
-    stats = test_statistics(model, info, layers, args.frames, args.flow, cfg)
-    log("test-clip activations measured" if stats else "no shards given: no test-clip statistics")
+    # the units to visualize are chosen on validation clips: the test split is only for reported figures
+    stats = clip_statistics(model, info, layers, args.frames, args.flow, cfg, split="val")
+    log("validation-clip activations measured" if stats else "no shards given: no clip statistics")
     with torch.no_grad():  # channel counts
         dummy = {m: torch.zeros(1, 3 if m == "rgb" else 2 * info.flow_length, size, size) for m in info.modalities}
         n_ch = {l: int(a.shape[1]) for l, a in Probe(model, layers, info.modalities)(dummy).items() if l in layers}
@@ -504,8 +506,8 @@ def collect(dirs: Sequence[str], summary: str, verification: str, verified: Sequ
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="checkpoint.pt of a stream or a fused network")
-    p.add_argument("--frames", nargs="*", default=[], help="frames shards (test-clip statistics of rgb inputs)")
-    p.add_argument("--flow", nargs="*", default=[], help="flow shards (test-clip statistics of flow inputs)")
+    p.add_argument("--frames", nargs="*", default=[], help="frames shards (validation-clip statistics of rgb inputs)")
+    p.add_argument("--flow", nargs="*", default=[], help="flow shards (validation-clip statistics of flow inputs)")
     p.add_argument("--classes", default="", help="classes.csv of the synthetic dataset (enables the checks)")
     p.add_argument("--out", help="output folder: results/visualization/{model}")
     p.add_argument("--name", default="", help="model name in the tables (default: the --out folder's name)")
