@@ -71,6 +71,7 @@ def write_shards(
     train_per_class: int = 12,
     test_per_class: int = 10,
     n_frames: int = 8,
+    val_per_class: int = 4,
     short_videos: int = 0,
     seed: int = 0,
 ) -> tuple[list[str], list[str]]:
@@ -82,7 +83,7 @@ def write_shards(
     rng = np.random.default_rng(seed)
     vids = []
     for label in range(4):
-        for split, n in (("train", train_per_class), ("test", test_per_class)):
+        for split, n in (("train", train_per_class), ("val", val_per_class), ("test", test_per_class)):
             for i in range(n):
                 nf = 2 if (label == 0 and split == "train" and i < short_videos) else n_frames
                 vids.append((f"{CLASSES.class_name[label]}/v_{split}_{i:03d}", label, split, nf))

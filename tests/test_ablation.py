@@ -63,6 +63,9 @@ def results(tmp_path):
         with h5py.File(e / "scores.h5", "w") as f:  # the evaluate stage's layout
             f["scores"] = scores
             f["labels"] = labels.astype(np.int32)
+        with h5py.File(e / "val_scores.h5", "w") as f:  # validation split: every model perfect, on 16 clips
+            f["scores"] = np.eye(8, dtype=np.float32)[np.repeat(np.arange(8), 2)]
+            f["labels"] = np.repeat(np.arange(8), 2).astype(np.int32)
         d = tmp_path / "models" / m
         d.mkdir(parents=True)
         state = {"fc.weight": torch.zeros(8, 3 + k), "fc.bias": torch.zeros(8),
@@ -95,8 +98,9 @@ def test_table_numbers(results):
     table = build_table(MODELS, results / "eval", results / "models", read_classes(results / "classes.csv"))
     assert list(table["model"][:3]) == ["rgb", "flow", "fusion-late_mean-softmax-s0"]  # streams, late, spatial
     t = table.set_index("model")
-    assert list(t.columns[:7]) == ["method", "position", "seed", "parameters", "train_seconds", "top1",
+    assert list(t.columns[:8]) == ["split", "method", "position", "seed", "parameters", "train_seconds", "top1",
                                    "mean_class_acc"]
+    assert set(t["split"]) == {"test"}
     # parameters: every tensor but the BN statistics (8 * (3 + k) + 8)
     assert t.loc["rgb", "parameters"] == 8 * 3 + 8 and t.loc["fusion-sum-pool-s0", "parameters"] == 8 * 8 + 8
     assert t.loc["fusion-conv-res3-s0", "train_seconds"] == 3.75
@@ -118,7 +122,11 @@ def test_cli_writes_table_figures_and_findings(results):
             str(results / "models"), "--classes", str(results / "classes.csv"), "--out", str(out),
             "--params", json.dumps({"solved": 0.9, "alpha": 0.05})]
     assert main(args) == 0
-    csv = pd.read_csv(out / "accuracy.csv")
+    both = pd.read_csv(out / "accuracy.csv")
+    assert len(both) == 2 * len(MODELS) and list(both["split"]) == ["test"] * len(MODELS) + ["val"] * len(MODELS)
+    val = both[both["split"] == "val"].set_index("model")
+    assert (val["top1"] == 1.0).all() and (val["n_top1"] == 16).all()  # read from val_scores.h5
+    csv = both[both["split"] == "test"]
     assert len(csv) == len(MODELS) and {"acc_spatiotemporal", "st_moving_colour"} <= set(csv.columns)
     # every accuracy has its clips and 95% Wilson interval: rgb's ST colour is 20 of 40
     rgb = csv.set_index("model").loc["rgb"]
@@ -128,7 +136,8 @@ def test_cli_writes_table_figures_and_findings(results):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     text = (out / "findings.md").read_text()
-    # which fusion solved which group, from the numbers
+    # which fusion solved which group, from the numbers of the test rows (the val rows are all 100%:
+    # findings written from them would fail every figure below)
     st_line = next(line for line in text.splitlines() if line.startswith("- **spatiotemporal**"))
     # two seeds (40/40 and 36/40): mean ± sd, and the Wilson interval of the 76 of 80 pooled clips
     assert "conv fusion after res3 (95.0% ± 7.1 [87.8, 98.0])" in st_line
@@ -162,6 +171,9 @@ def test_missing_inputs_are_one_line_errors(results, capsys):
     assert err.count("\n") == 0 and "flow/scores.h5: scores file not found" in err
     assert main(args[:2] + ["rgb", "fusion-x"] + args[4:]) == 2
     assert "fusion-x: not a model name" in capsys.readouterr().err
+    (results / "eval" / "rgb" / "val_scores.h5").unlink()
+    assert main(args[:2] + ["rgb"] + args[4:]) == 2
+    assert "rgb/val_scores.h5: scores file not found" in capsys.readouterr().err
     assert main(args[:2] + ["rgb"] + args[4:-2] + ["--out", str(results / "a"), "--params", '{"solvd": 1}']) == 2
     assert "fusion.table: unknown key(s) solvd" in capsys.readouterr().err
     assert not (results / "a" / "accuracy.csv").exists()
@@ -236,3 +248,12 @@ def test_wilson_interval_and_binomial_test_by_hand():
     assert p_vs_chance(20, 40, 0.5) == pytest.approx(1.0)
     assert p_vs_chance(40, 40, 0.5) == pytest.approx(2 * 0.5 ** 40)
     assert np.isnan(wilson(0, 0)[0])
+
+
+def test_labels_of_cross_stream_and_spatial_cells():
+    from twostream.ablation import label_of
+    from twostream.grid import parse_model
+
+    assert parse_model("fusion-st_add_time-res2+res3+res4+res5-s0").method == "st_add_time"
+    assert label_of("st_add", "res2+res3") == "st_add connections at res2+res3"
+    assert label_of("concat", "res3") == "concat fusion after res3"

@@ -166,8 +166,8 @@ def test_errors(shards, tmp_path):
         ClipDataset([str(tmp_path / "nope.h5")], (), ("rgb",))
     with pytest.raises(InputError, match="flow shards"):
         ClipDataset(fr, (), ("flow",))
-    with pytest.raises(InputError, match="split 'val'"):
-        ClipDataset(fr, fl, ("rgb",), split="val")
+    with pytest.raises(InputError, match="split 'validation'"):
+        ClipDataset(fr, fl, ("rgb",), split="validation")
     with pytest.raises(StoreError, match="no flow"):
         ClipDataset(fr, fl[:1], ("rgb", "flow"))
     bad = tmp_path / "bad.h5"

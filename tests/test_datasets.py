@@ -71,7 +71,12 @@ def test_ucf101_splits(tmp_path, split):
     assert len(df) == 9 and df["video_id"].is_unique
     test = df[df["split"] == "test"]
     assert sorted(test["video_id"]) == sorted(f"{c}/v_{c}_g{split:02d}_c01" for c in UCF_CLASSES)
-    assert (df["split"] == "train").sum() == 6
+    # the 6 training-list videos (2 groups): one whole group is held out for validation
+    assert (df["split"] == "train").sum() == 3 and (df["split"] == "val").sum() == 3
+    val_groups = {v[-6:-4] for v in df[df["split"] == "val"]["video_id"]}
+    train_groups = {v[-6:-4] for v in df[df["split"] == "train"]["video_id"]}
+    assert len(val_groups) == 1 and not val_groups & train_groups and f"{split:02d}" not in val_groups
+    assert list(df["split"]) == ["train"] * 3 + ["val"] * 3 + ["test"] * 3
     for r in df.itertuples():
         assert r.label == UCF_CLASSES.index(r.class_name)
         assert r.video_id.split("/")[0] == r.class_name
@@ -133,7 +138,8 @@ def test_hmdb51_splits(tmp_path, split):
             tag = (1, 2, 0, 1)[(i + split) % 4]
             if tag:
                 want[f"{c}/April_09_{c}_u_nm_np1_ba_goo_{i}"] = "train" if tag == 1 else "test"
-    assert dict(zip(df["video_id"], df["split"])) == want  # tag 0 left out
+    # tag 0 left out; every clip comes from one movie (April_09): one group, none held out for validation
+    assert dict(zip(df["video_id"], df["split"])) == want
     assert len(df) == 6
     assert set(zip(df["class_name"], df["label"])) == {("brush_hair", 0), ("cartwheel", 1)}
     assert all((root / v).with_suffix(".avi").as_posix() == p for v, p in zip(df["video_id"], df["path"]))
@@ -174,8 +180,9 @@ def test_folder_ratio_split(tmp_path):
     df = build_index("folder", root, test_ratio=0.3)
     assert list(df.columns) == INDEX_COLUMNS
     counts = df.groupby(["class_name", "split"]).size().to_dict()
-    assert counts == {("walk", "test"): 3, ("walk", "train"): 7, ("run", "test"): 1, ("run", "train"): 3,
-                      ("jump", "train"): 1}  # fmt: skip
+    # test: round(0.3 n); validation: round(0.15 x the rest), at least one, never a class's last training video
+    assert counts == {("walk", "test"): 3, ("walk", "val"): 1, ("walk", "train"): 6, ("run", "test"): 1,
+                      ("run", "val"): 1, ("run", "train"): 2, ("jump", "train"): 1}  # fmt: skip
     assert dict(zip(df["class_name"], df["label"])) == {"jump": 0, "run": 1, "walk": 2}
     # deterministic, and a class's split does not depend on the other classes
     again = build_index("folder", root, test_ratio=0.3)
@@ -198,6 +205,108 @@ def test_folder_errors(tmp_path):
         build_index("folder", tmp_path / "nowhere")
 
 
+# ----------------------------------------------------------------------------- validation hold-out
+
+
+def _leaks(df, group_of) -> set:
+    """Groups with videos on both sides of train / val, or of (train or val) / test."""
+    g = {s: {group_of(r) for r in df[df["split"] == s].itertuples()} for s in ("train", "val", "test")}
+    return (g["train"] & g["val"]) | ((g["train"] | g["val"]) & g["test"])
+
+
+def _ucf_rows():
+    """UCF101 split 1 as lists: 4 classes x groups g01..g25 x 2 clips; g01..g07 test."""
+    rows = []
+    for c in ("ApplyEyeMakeup", "Basketball", "YoYo", "Drumming"):
+        for g in range(1, 26):
+            for k in (1, 2):
+                rows.append({"video_id": f"{c}/v_{c}_g{g:02d}_c{k:02d}", "class_name": c,
+                             "split": "test" if g <= 7 else "train"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_ucf101_hold_out_whole_groups():
+    from twostream.datasets.holdout import hold_out, ucf101_group
+
+    df = _ucf_rows()
+    out = hold_out(df, "ucf101", 0.15)
+    grp = lambda r: ucf101_group(r.video_id)  # noqa: E731
+    assert not _leaks(out, grp)
+    assert (out[df["split"] == "test"]["split"] == "test").all()  # test rows untouched, no test video moved
+    assert not (out[df["split"] == "train"]["split"] == "test").any()
+    val_groups = {ucf101_group(v) for v in out[out["split"] == "val"]["video_id"]}
+    assert len(val_groups) == 3  # round(0.15 x 144 videos) = 22: three groups of 8
+    assert all(set(out[out["video_id"].map(ucf101_group) == g]["split"]) == {"val"} for g in val_groups)
+    # deterministic: the same groups whatever the row order
+    again = hold_out(df.sample(frac=1.0, random_state=3), "ucf101", 0.15).set_index("video_id").loc[out["video_id"]]
+    assert list(again["split"]) == list(out["split"])
+    # control: a video-wise split of the same list mixes groups, and the leak check sees it
+    bad = df.copy()
+    bad.loc[(df["split"] == "train") & (df["video_id"].str.endswith("c02")), "split"] = "val"
+    assert _leaks(bad, grp)
+
+
+def test_hmdb51_hold_out_whole_movies():
+    from twostream.datasets.holdout import hmdb51_group, hold_out
+
+    rows = []
+    for c in ("brush_hair", "cartwheel", "kick_ball"):
+        for m in ("April_09", "Bartender", "Boyz_n_the_Hood", "Goldfinger", "Hitch", "Matrix", "Veoh_Alpha"):
+            for i in range(3):
+                rows.append({"video_id": f"{c}/{m}_{c}_u_nm_np1_ba_goo_{i}", "class_name": c,
+                             "split": "test" if (m == "Hitch") else "train"})  # fmt: skip
+    df = pd.DataFrame(rows)
+    assert hmdb51_group("kick_ball/Boyz_n_the_Hood_kick_ball_f_cm_np1_le_med_3", "kick_ball") == "Boyz_n_the_Hood"
+    out = hold_out(df, "hmdb51", 0.2)
+    grp = lambda r: hmdb51_group(r.video_id, r.class_name)  # noqa: E731
+    assert not _leaks(out, grp)
+    assert (out[df["split"] == "test"]["split"] == "test").all()
+    movies = {grp(r) for r in out[out["split"] == "val"].itertuples()}
+    assert movies and "Hitch" not in movies  # a movie goes to validation in every class at once
+    assert (out["split"] == "val").sum() == 9 * len(movies)
+    assert list(hold_out(df.iloc[::-1], "hmdb51", 0.2).sort_index()["split"]) == list(out["split"])
+
+
+def test_folder_hold_out_stratified_and_stable():
+    from twostream.datasets.holdout import hold_out
+
+    def table(counts):
+        return pd.DataFrame([{"video_id": f"{c}/clip{i:02d}", "class_name": c, "split": "test" if i < 2 else "train"}
+                             for c, n in counts.items() for i in range(n)])  # fmt: skip
+
+    df = table({"walk": 22, "run": 12, "jump": 4, "sit": 3})
+    out = hold_out(df, "folder", 0.25)
+    n = out.groupby(["class_name", "split"]).size().to_dict()
+    # round(0.25 x training videos), at least one, never a class's last training video
+    assert (n[("walk", "val")], n[("run", "val")], n[("jump", "val")]) == (5, 2, 1)
+    assert ("sit", "val") not in n and n[("sit", "train")] == 1
+    assert (out[df["split"] == "test"]["split"] == "test").all()
+    more = hold_out(table({"walk": 22, "run": 30, "jump": 4, "sit": 3}), "folder", 0.25)
+    walk = lambda d: d[d["class_name"] == "walk"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(walk(out), walk(more))  # a class's hold-out ignores the other classes
+
+
+def test_index_holds_out_validation_of_real_layouts(tmp_path):
+    """Through build_index on the fabricated UCF101 list: no test video in train or val, and the
+    official test list is the index's test split exactly."""
+    root = tmp_path / "UCF101"
+    make_ucf101(root)
+    for split in (1, 2, 3):
+        df = build_index("ucf101", root, split, val_ratio=0.5)
+        listed = [line.split()[0] for line in (root / f"testlist{split:02d}.txt").read_text().splitlines()]
+        test = set(df[df["split"] == "test"]["video_id"])
+        assert test == {p[:-4] for p in listed}
+        assert not test & set(df[df["split"] != "test"]["video_id"])
+
+
+def test_dataset_config_val_ratio_checked():
+    from twostream.config import ConfigError
+    from twostream.datasets import DatasetConfig
+
+    with pytest.raises(ConfigError, match="dataset.val_ratio"):
+        DatasetConfig(val_ratio=1.0)
+
+
 # ----------------------------------------------------------------------------- synthetic + CLI
 
 
@@ -207,7 +316,12 @@ def test_synthetic_kind_reads_ucf_layout_and_classes_csv(tmp_path):
     pd.DataFrame({"class_name": UCF_CLASSES, "label": [0, 1, 2], "group": ["appearance", "motion", "motion"]}).to_csv(
         root / "classes.csv", index=False
     )
+    (root / "vallist01.txt").write_text("YoYo/v_YoYo_g03_c01.avi 3\n")  # its own validation list
+    (root / "trainlist01.txt").write_text(
+        "".join(line for line in (root / "trainlist01.txt").read_text().splitlines(True) if "YoYo_g03" not in line))
     df = build_index("synthetic", root)
+    assert dict(zip(df["video_id"], df["split"]))["YoYo/v_YoYo_g03_c01"] == "val"
+    assert (df["split"] == "val").sum() == 1  # no hold-out from its training list
     assert list(df.columns) == INDEX_COLUMNS + ["group"]
     assert dict(zip(df["class_name"], df["group"])) == {
         "ApplyEyeMakeup": "appearance",
@@ -229,6 +343,7 @@ def test_cli_index_then_decode(tmp_path):
     assert len(df) == 9
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["dataset"]["kind"] == "ucf101" and meta["n_test"] == 3 and meta["n_classes"] == 3
+    assert meta["n_val"] == 3 and meta["n_train"] == 3
     frames = tmp_path / "results" / "frames" / "shard-000.h5"
     rc = cli.main(["decode", "--params", json.dumps({"shards": 1, "short_side": 48, "codec": "jpeg"}),
                    "--index", str(out), "--shard", "shard-000", "--out", str(frames), "--no-progress"])  # fmt: skip

@@ -96,4 +96,11 @@ def test_scores_file_and_ten_crops(trained):
     assert json.loads(s["attrs"]["spec"])["stream"] == "flow"
     png = (out / "confusion.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert m["protocol"]["crops"] == 10 and m["n_videos"] == 40
+    assert m["protocol"]["crops"] == 10 and m["n_videos"] == 40 and m["split"] == "test"
+    assert s["attrs"]["split"] == "test"
+    # the validation split, same protocol, its own files: 4 val videos per class, none of them a test video
+    v = ev.read_scores(out / "val_scores.h5")
+    mv = json.loads((out / "val_metrics.json").read_text())
+    assert v["scores"].shape == (16, 4) and v["attrs"]["split"] == "val" and mv["split"] == "val"
+    assert all("v_val_" in x for x in v["video_id"]) and not set(v["video_id"]) & set(s["video_id"])
+    assert mv["top1"] == pytest.approx(float((v["scores"].argmax(1) == v["labels"]).mean()))

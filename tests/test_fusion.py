@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from twostream.config import ConfigError
 from twostream.models import build_model, stream_model
 from twostream.models.fusion import (
-    BilinearFusion, ConcatFusion, Conv3dFusion, CrossConnection, FusionNet, MaxFusion, SumFusion,
-    count_parameters, fuse_streams, known_methods, late_combine, parse_position, temporal_max_pool,
+    BilinearFusion, ConcatFusion, Conv3dFusion, ConvFusion, CrossConnection, FusionNet, MaxFusion, SumFusion,
+    TemporalConv, count_parameters, fuse_streams, known_methods, late_combine, parse_position, temporal_max_pool,
+    uses_clips,
 )
 
 torch.set_num_threads(1)
@@ -53,16 +54,40 @@ def test_sum_max_layers():
 
 
 def test_conv_fusion_initialised_as_sum_layer_and_vectors():
-    a, m = torch.randn(2, 6, 5, 5), torch.randn(2, 6, 5, 5)
-    conv = ConcatFusion(6, 6, init="sum")
+    a, m = torch.rand(2, 6, 5, 5), torch.rand(2, 6, 5, 5)  # post-ReLU activations
+    conv = ConvFusion(6, 6, init="sum")
     torch.testing.assert_close(conv(a, m), a + m)
     torch.testing.assert_close(conv(a[:, :, 0, 0], m[:, :, 0, 0]), a[:, :, 0, 0] + m[:, :, 0, 0])
-    weighted = ConcatFusion(6, 6, init="sum", weights=(0.25, 0.75))
+    weighted = ConvFusion(6, 6, init="sum", weights=(0.25, 0.75))
     torch.testing.assert_close(weighted(a, m), 0.25 * a + 0.75 * m)
-    cat = ConcatFusion(6, 4, init="random")
-    assert cat(a, m[:, :4]).shape == (2, 6, 5, 5)
+    project = ConvFusion(6, 4, init="random", relu=False)
+    assert project(a, m[:, :4]).shape == (2, 6, 5, 5)
     with pytest.raises(ValueError, match="equal channels"):
-        ConcatFusion(6, 4, init="sum")
+        ConvFusion(6, 4, init="sum")
+
+
+def test_conv_fusion_is_relu_of_the_1x1_conv_and_conv_linear_is_not():
+    torch.manual_seed(3)
+    a, m = torch.rand(2, 4, 3, 3), torch.rand(2, 4, 3, 3)
+    conv, linear = ConvFusion(4, 4), ConvFusion(4, 4, relu=False)
+    w, bias = torch.randn(4, 8), torch.randn(4)
+    for f in (conv, linear):
+        with torch.no_grad():
+            f.conv.weight.copy_(w[:, :, None, None])
+            f.conv.bias.copy_(bias)
+    # by hand: W [a; m] + b at every location
+    lin = torch.einsum("oc,bchw->bohw", w, torch.cat([a, m], 1)) + bias[None, :, None, None]
+    assert (lin < 0).any()  # control: the linear map does go negative here
+    torch.testing.assert_close(linear(a, m), lin)
+    torch.testing.assert_close(conv(a, m), lin.clamp(min=0))
+    assert (conv(a, m) >= 0).all()
+
+
+def test_concat_layer_stacks_channels():
+    a, m = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
+    out = ConcatFusion()(a, m)
+    assert torch.equal(out[:, :4], a) and torch.equal(out[:, 4:], m)
+    assert ConcatFusion()(a[:, :, 0, 0], m[:, :, 0, 0]).shape == (2, 8)
 
 
 def test_bilinear_dims_and_value():
@@ -79,25 +104,43 @@ def test_bilinear_dims_and_value():
     torch.testing.assert_close(reduced(a, m).norm(dim=1), torch.ones(2))
 
 
-def test_cross_connections_are_identity_at_init_and_learnable():
-    a, m = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 3, 3)
-    for kind in ("add", "mul"):
-        c = CrossConnection(4, 6, kind)
-        torch.testing.assert_close(c(a, m), a)
-        with torch.no_grad():
-            c.g.bias.fill_(1.0)
-        torch.testing.assert_close(c(a, m), a + 1 if kind == "add" else 2 * a)
+def test_cross_connections_have_no_weights_and_follow_the_equations():
+    a, m = torch.randn(2, 4, 3, 3), torch.rand(2, 4, 3, 3)
+    add, mul = CrossConnection("add", 4), CrossConnection("mul", 4)
+    assert count_parameters(add) == count_parameters(mul) == 0
+    torch.testing.assert_close(add(a, m), a + m)
+    torch.testing.assert_close(mul(a, m), a * m)
+    torch.testing.assert_close(mul(a, torch.ones_like(m)), a)
+    assert torch.equal(mul(a, torch.zeros_like(m)), torch.zeros_like(a))
+    with pytest.raises(ValueError, match="equal shapes"):
+        add(a, m[:, :3])
+
+
+def test_temporal_conv_is_identity_at_init_and_mixes_frames():
+    b, t, c = 2, 3, 4
+    x = torch.randn(b * t, c, 5, 5)
+    tc = TemporalConv(c)
+    torch.testing.assert_close(tc(x, t), x)
+    with torch.no_grad():  # taps [1, 0, 0]: frame i gets frame i - 1 (zero before the first)
+        tc.conv.weight.zero_()
+        tc.conv.weight[:, :, 0, 0, 0] = torch.eye(c)
+    clip = x.reshape(b, t, c, 5, 5)
+    ref = torch.cat([torch.zeros_like(clip[:, :1]), clip[:, :-1]], dim=1).flatten(0, 1)
+    torch.testing.assert_close(tc(x, t), ref)
+    assert uses_clips("st_add_time") and uses_clips("conv_pool3d") and not uses_clips("st_add")
 
 
 def test_conv3d_fusion_on_static_frames_equals_sum():
-    a = torch.randn(2, 4, 1, 5, 5).repeat(1, 1, 3, 1, 1)
-    m = torch.randn(2, 4, 1, 5, 5).repeat(1, 1, 3, 1, 1)
+    a = torch.rand(2, 4, 1, 5, 5).repeat(1, 1, 3, 1, 1)  # post-ReLU activations
+    m = torch.rand(2, 4, 1, 5, 5).repeat(1, 1, 3, 1, 1)
     torch.testing.assert_close(Conv3dFusion(4, 4)(a, m), a + m)
+    # a ReLU follows the conv, as in 2D conv fusion
+    torch.testing.assert_close(Conv3dFusion(4, 4)(-a, -m), torch.zeros_like(a))
 
 
 def test_conv3d_kernel_option_and_errors():
-    a = torch.randn(1, 4, 1, 5, 5).repeat(1, 1, 5, 1, 1)
-    m = torch.randn(1, 4, 1, 5, 5).repeat(1, 1, 5, 1, 1)
+    a = torch.rand(1, 4, 1, 5, 5).repeat(1, 1, 5, 1, 1)
+    m = torch.rand(1, 4, 1, 5, 5).repeat(1, 1, 5, 1, 1)
     f = Conv3dFusion(4, 4, (0.25, 0.75), kernel=(5, 1, 1))
     assert f.conv.weight.shape == (4, 8, 5, 1, 1)
     torch.testing.assert_close(f(a, m), 0.25 * a + 0.75 * m)
@@ -145,13 +188,181 @@ def test_sum_fusion_net_by_hand(streams):
     torch.testing.assert_close(out, ref.reshape(2, 3, K).mean(1))
 
 
-@pytest.mark.parametrize("method", ["st_add", "st_mul"])
-def test_cross_stream_net_at_init_equals_sum_of_stream_scores(streams, method):
-    rgb, flow = clip()
+def test_residual_unit_split_equals_its_forward():
+    from twostream.models.resnet import BasicBlock, Bottleneck
+
+    torch.manual_seed(0)
+    x, h = torch.rand(2, 8, 6, 6), torch.randn(2, 8, 6, 6)
+    for unit in (BasicBlock(8, 8).eval(), Bottleneck(8, 4, 2, torch.nn.Conv2d(8, 16, 1, 2)).eval()):
+        pre = unit.branch(x) + unit.shortcut(x)
+        torch.testing.assert_close(unit(x), pre.clamp(min=0))
+        torch.testing.assert_close(unit.preactivation(x), pre)
+        torch.testing.assert_close(unit.preactivation(x, h), unit.branch(h) + unit.shortcut(x))
+
+
+def _set_unit_output(unit, value: float):
+    """Make a BasicBlock with a projection shortcut output the constant ReLU(2 * value)."""
+    with torch.no_grad():
+        for bn in (unit.bn2, unit.downsample[1]):
+            bn.weight.zero_()
+            bn.bias.fill_(value)
+
+
+def st_res3_by_hand(r, f, rgb, flow, kind="add"):
+    """One connection at res3 of one-unit stages, by the equation: the appearance unit
+    res3a's sum before its ReLU plus (times) the motion's res3a output feeds the residual
+    branch of the next appearance unit (res4a); its shortcut gets the appearance alone."""
+    x, y = rgb.flatten(0, 1), flow.flatten(0, 1)
+    a3_pre = r.layer2[0].preactivation(r.forward_to(x, "res2"))
+    m3 = f.forward_to(y, "res3")
+    branch_in = a3_pre + m3 if kind == "add" else a3_pre * m3
+    a4 = r.layer3[0].preactivation(a3_pre.clamp(min=0), branch_in).clamp(min=0)
+    out = r.forward_from(a4, "res4") + f(y)
+    return out.reshape(*rgb.shape[:2], K).mean(1)
+
+
+@pytest.mark.parametrize("kind", ["add", "mul"])
+def test_st_connection_by_hand(streams, kind):
     r, f = streams
-    out = net(streams, method, "res4+res2")(rgb, flow)
-    ref = (r(rgb.flatten(0, 1)) + f(flow.flatten(0, 1))).reshape(2, 3, K).mean(1)
-    torch.testing.assert_close(out, ref)
+    rgb, flow = clip()
+    n = net(streams, f"st_{kind}", "res3")
+    with torch.no_grad():
+        torch.testing.assert_close(n(rgb, flow), st_res3_by_hand(r, f, rgb, flow, kind))
+    assert count_parameters(n) == count_parameters(r) + count_parameters(f)  # no learned connection weights
+
+
+def test_st_add_with_zero_motion(streams):
+    r, f = (copy.deepcopy(m) for m in streams)
+    rgb, flow = clip()
+    _set_unit_output(f.layer2[0], -1.0)  # the motion's res3a output is 0
+    x, y = rgb.flatten(0, 1), flow.flatten(0, 1)
+    assert torch.equal(f.forward_to(y, "res3"), torch.zeros_like(f.forward_to(y, "res3")))
+    n = fuse_streams(copy.deepcopy(r), copy.deepcopy(f), "st_add", "res3").eval()
+    two_stream = (r(x) + f(y)).reshape(2, 3, K).mean(1)
+    with torch.no_grad():
+        out = n(rgb, flow)
+        torch.testing.assert_close(out, st_res3_by_hand(r, f, rgb, flow))
+    # control: the branch reads the sum *before* the ReLU (NIPS 2016 eq.; the authors' code
+    # adds into 'res3a', not 'res3a_relu'), so with negative pre-activations it is not the
+    # appearance stream
+    assert (r.layer2[0].preactivation(r.forward_to(x, "res2")) < 0).any()
+    assert not torch.allclose(out, two_stream, atol=1e-4)
+    # when the appearance unit's sum is non-negative, zero motion gives the two streams exactly
+    with torch.no_grad():
+        for bn in (r.layer2[0].bn2, r.layer2[0].downsample[1]):
+            bn.weight.mul_(0.01)
+            bn.bias.fill_(2.0)
+    assert (r.layer2[0].preactivation(r.forward_to(x, "res2")) >= 0).all()
+    n = fuse_streams(copy.deepcopy(r), copy.deepcopy(f), "st_add", "res3").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(n(rgb, flow), (r(x) + f(y)).reshape(2, 3, K).mean(1))
+
+
+def test_st_mul_with_motion_one_and_zero(streams):
+    r, f = (copy.deepcopy(m) for m in streams)
+    rgb, flow = clip()
+    x = rgb.flatten(0, 1)
+    one, zero, silent = copy.deepcopy(f), copy.deepcopy(f), copy.deepcopy(f)
+    _set_unit_output(one.layer2[0], 0.5)  # res3a output 1 everywhere
+    _set_unit_output(zero.layer2[0], -1.0)  # res3a output 0 everywhere
+    _set_unit_output(silent.layer2[0], -1.0)
+    with torch.no_grad():
+        # m = 1: a * m = a, the additive connection with zero motion (motion scores aside)
+        mul_one = fuse_streams(copy.deepcopy(r), one, "st_mul", "res3").eval()(rgb, flow)
+        add_zero = fuse_streams(copy.deepcopy(r), silent, "st_add", "res3").eval()(rgb, flow)
+        motion_one = one(flow.flatten(0, 1)).reshape(2, 3, K).mean(1)
+        motion_zero = silent(flow.flatten(0, 1)).reshape(2, 3, K).mean(1)
+        torch.testing.assert_close(mul_one - motion_one, add_zero - motion_zero)
+        # m = 0: the residual branch of res4a sees zeros; its shortcut still the appearance
+        mul_zero = fuse_streams(copy.deepcopy(r), zero, "st_mul", "res3").eval()(rgb, flow)
+        a3 = r.forward_to(x, "res3")
+        a4 = r.layer3[0].preactivation(a3, torch.zeros_like(a3)).clamp(min=0)
+        ref = (r.forward_from(a4, "res4") + zero(flow.flatten(0, 1))).reshape(2, 3, K).mean(1)
+        torch.testing.assert_close(mul_zero, ref)
+
+
+def test_st_receiving_unit_in_the_same_stage_and_res5():
+    torch.manual_seed(0)
+    kw = dict(arch="small", flow_length=L, blocks=[2, 1, 1, 2])
+    r, f = stream_model("rgb", K, **kw).eval(), stream_model("flow", K, **kw).eval()
+    rgb, flow = clip()
+    x, y = rgb.flatten(0, 1), flow.flatten(0, 1)
+    n = fuse_streams(copy.deepcopy(r), copy.deepcopy(f), "st_add", "res2+res5").eval()
+    with torch.no_grad():
+        # res2a -> res2b (same stage), res5a -> res5b
+        h = r.maxpool(r.forward_to(x, "conv1"))
+        a_pre = r.layer1[0].preactivation(h)
+        m = f.layer1[0](f.maxpool(f.forward_to(y, "conv1")))
+        a2 = r.layer1[1].preactivation(a_pre.clamp(min=0), a_pre + m).clamp(min=0)
+        a4 = r.layer3(r.layer2(a2))
+        a5_pre = r.layer4[0].preactivation(a4)
+        m5 = f.layer4[0](f.forward_to(y, "res4"))
+        a5 = r.layer4[1].preactivation(a5_pre.clamp(min=0), a5_pre + m5).clamp(min=0)
+        ref = (r.forward_from(a5, "res5") + f(y)).reshape(2, 3, K).mean(1)
+        torch.testing.assert_close(n(rgb, flow), ref)
+    r1, f1 = stream_model("rgb", K, arch="small", flow_length=L), stream_model("flow", K, arch="small", flow_length=L)
+    with pytest.raises(ConfigError, match="res5 needs a second residual unit"):
+        fuse_streams(r1, f1, "st_add", "res4+res5")
+
+
+def test_st_time_is_st_at_init_and_its_temporal_conv_learns(streams):
+    rgb, flow = clip(t=3)
+    plain, timed = net(streams, "st_add", "res2+res3"), net(streams, "st_add_time", "res2+res3")
+    with torch.no_grad():
+        torch.testing.assert_close(timed(rgb, flow), plain(rgb, flow))
+        timed.connections["res3"].time.conv.weight[:, :, 0].add_(0.1)  # mix in the previous frame
+        assert not torch.allclose(timed(rgb, flow), plain(rgb, flow))
+    c = streams[0].stage_channels
+    assert count_parameters(timed) == count_parameters(plain) + sum(3 * c[s] ** 2 + c[s] for s in ("res2", "res3"))
+
+
+def test_st_layers_are_visible_to_the_visualization(streams):
+    from twostream.visualize.render import Probe
+    from twostream.visualize.stage import default_layers
+
+    rgb, flow = clip(t=1)
+    n = net(streams, "st_add", "res2+res3")
+    layers = default_layers(n) + ["flow.res3", "rgb.res3"]
+    acts = Probe(n, layers, ("rgb", "flow"))({"rgb": rgb[:, 0], "flow": flow[:, 0]})
+    x = rgb[:, 0]
+    a2_pre = n.rgb.layer1[0].preactivation(n.rgb.maxpool(n.rgb.forward_to(x, "conv1")))
+    with torch.no_grad():
+        torch.testing.assert_close(acts["connections.res2"], a2_pre + n.flow.forward_to(flow[:, 0], "res2"))
+    assert acts["rgb.res5"].shape[1] == n.rgb.stage_channels["res5"]
+    from twostream.analysis.stage import analysis_layers, depth_of
+
+    assert [depth_of(l, n) for l in analysis_layers(n)] == [2.0, 3.0, 4.0, 5.0, 6.0]
+    cat = net(streams, "concat", "res3")  # the fusion layer of concat: 2C stacked channels
+    acts = Probe(cat, ["fuse", "rgb.res4"], ("rgb", "flow"))({"rgb": rgb[:, 0], "flow": flow[:, 0]})
+    assert acts["fuse"].shape[1] == 2 * cat.rgb.stage_channels["res3"]
+
+
+def test_concat_widens_the_next_layer_and_starts_as_sum(streams):
+    r, f = streams
+    rgb, flow = clip()
+    c = r.stage_channels
+    for position, extra in [
+        ("res3", c["res3"] * c["res4"] * 9 + c["res3"] * c["res4"]),  # res4a: 3x3 conv + projection shortcut
+        ("conv1", c["conv1"] * c["res2"] * 9 + 2 * c["conv1"] * c["conv1"]),  # res2a: identity shortcut -> 1x1
+        ("res5", c["res5"] * K),  # the classifier after pooling
+        ("pool", c["pool"] * K),
+    ]:
+        cat, plain = net(streams, "concat", position), net(streams, "sum", position)
+        assert count_parameters(cat) == count_parameters(plain) + extra, position
+        with torch.no_grad():
+            torch.testing.assert_close(cat(rgb, flow), plain(rgb, flow))
+    cat = net(streams, "concat", "res3")
+    assert cat.rgb.layer3[0].conv1.in_channels == 2 * c["res3"]
+    assert cat.rgb.layer3[0].downsample[0].in_channels == 2 * c["res3"]
+    assert net(streams, "concat", "pool").rgb.fc.in_features == 2 * c["pool"]
+    # the motion half is a trained-from-here weight: changing it changes the output
+    with torch.no_grad():
+        cat.rgb.layer3[0].conv1.weight[:, c["res3"]:].mul_(-1.0)
+        assert not torch.allclose(cat(rgb, flow), net(streams, "sum", "res3")(rgb, flow))
+    # the 1x1 projection of the old concat is kept as concat_project: C channels after the fusion
+    proj = net(streams, "concat_project", "res3")
+    assert proj.rgb.layer3[0].conv1.in_channels == c["res3"]
+    assert count_parameters(proj) == count_parameters(net(streams, "sum", "res3")) + 2 * c["res3"] ** 2 + c["res3"]
 
 
 @pytest.mark.parametrize("how", ["mean", "weighted", "geometric"])
@@ -242,6 +453,8 @@ def test_4d_input_is_one_frame(streams):
         ("st_add", "res3+fc", "unknown position 'fc'"),
         ("st_add", "res2+res9", "unknown position 'res9'"),
         ("st_add", "res2+res2", "repeats"),
+        ("st_add", "conv1+res2", "unknown position 'conv1'"),
+        ("st_mul_time", "pool", "unknown position 'pool'"),
         ("late_mean", "res3", "takes position 'softmax'"),
     ],
 )
@@ -308,7 +521,8 @@ def conjunction_clip(label: int, rng: np.random.Generator):
     return frames, flow
 
 
-def write_conjunction_shards(out: Path, train_per_class: int = 40, test_per_class: int = 25, seed: int = 0):
+def write_conjunction_shards(out: Path, train_per_class: int = 40, test_per_class: int = 25, val_per_class: int = 8,
+                             seed: int = 0):
     """frames/shard-000.h5, flow/shard-000.h5 (store.py layouts) and classes.csv under ``out``."""
     rng = np.random.default_rng(seed)
     (out / "frames").mkdir(parents=True)
@@ -316,7 +530,8 @@ def write_conjunction_shards(out: Path, train_per_class: int = 40, test_per_clas
     ST_CLASSES.to_csv(out / "classes.csv", index=False)
     rows, frows, frames_all, flow_all = [], [], [], []
     for label in range(4):
-        for split, n in (("train", train_per_class), ("test", test_per_class)):
+        # val drawn last: the train and test clips are those of the two-split version
+        for split, n in (("train", train_per_class), ("test", test_per_class), ("val", val_per_class)):
             for i in range(n):
                 fr, fl = conjunction_clip(label, rng)
                 base = dict(video_id=f"{ST_CLASSES.class_name[label]}/v_{split}_{i:03d}", label=label,
@@ -384,7 +599,7 @@ def test_conv_fusion_at_spatial_stage_solves_conjunction_late_fusion_cannot(trai
     names = ["rgb", "flow", train_and_evaluate(trained, "late_mean", "softmax"),
              train_and_evaluate(trained, "conv", "res2"), train_and_evaluate(trained, "sum", "pool")]
     table = build_table(names, root / "eval", root / "models", read_classes(root / "data" / "classes.csv"))
-    acc = table.set_index("model")
+    acc = table[table["split"] == "test"].set_index("model")
     # the motion stream knows the direction; nothing without fusion of maps knows the colour (chance 0.5,
     # 100 test clips: sd 0.05)
     assert acc.loc["flow", "st_direction"] >= 0.9
@@ -453,3 +668,14 @@ def test_pool3d_segments_must_allow_temporal_pooling():
     assert train_config({"segments": 1}).pool3d_segments == 3
     with pytest.raises(ConfigError, match="fusion.train.pool3d_segments"):
         train_config({"pool3d_segments": 1})
+
+
+def test_schema_lists_exactly_the_known_methods():
+    from pathlib import Path
+
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    grid = schema["properties"]["fusion"]["properties"]["grid"]["properties"]
+    assert grid["methods"]["items"]["enum"] == known_methods()
+    assert grid["extra"]["items"]["properties"]["method"]["enum"] == known_methods()

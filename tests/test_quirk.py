@@ -229,9 +229,9 @@ def _table_and_verification(quirked_acc_pred, shown_passes):
     table = accuracy_rows(gt, preds, ["A", "B", "C"])
     ver = pd.DataFrame([
         dict(model="quirked", check="quirk_shown", runs=10, passes=shown_passes, inconclusive=0,
-             pass_rate=shown_passes / 10, ci_low=0.5, ci_high=0.99, **{"pass": shown_passes >= 8}),
-        dict(model="clean", check="quirk_absent_in_clean", runs=10, passes=10, inconclusive=0, pass_rate=1.0,
-             ci_low=0.7, ci_high=1.0, **{"pass": True}),
+             rate=shown_passes / 10, lo=0.5, hi=0.99, **{"pass": shown_passes >= 8}),
+        dict(model="clean", check="quirk_absent_in_clean", runs=10, passes=10, inconclusive=0, rate=1.0,
+             lo=0.7, hi=1.0, **{"pass": True}),
     ])
     return gt, table, ver
 

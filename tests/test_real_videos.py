@@ -145,7 +145,7 @@ def test_folder_layout(tmp_path):
     params = {"kind": "folder", "root": str(tmp_path / "videos"), "test_ratio": 0.3}
     run("index", "--params", json.dumps(params), "--out", tmp_path / "index.csv")
     index = pd.read_csv(tmp_path / "index.csv")
-    assert len(index) == len(info["videos"]) and set(index.split) == {"train", "test"}
+    assert len(index) == len(info["videos"]) and set(index.split) == {"train", "val", "test"}
     dec = {"shards": 1, "codec": "jpeg", "on_bad_video": "skip"}
     run("decode", "--params", json.dumps(dec), "--index", tmp_path / "index.csv", "--shard", "shard-000",
         "--out", tmp_path / "f.h5", "--bad-list", tmp_path / "bad.csv", "--no-progress")  # fmt: skip

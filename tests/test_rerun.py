@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 # Rules downstream of each stage in the DAG (by the workflow's design).
 PLOT_RULES = {"plots"}
 TABLE_RULES = {"ablation_table", "findings"} | PLOT_RULES  # findings includes the ablation's findings
-DOWNSTREAM_OF_TRAIN = {"train_stream", "train_fusion", "evaluate", "visualize", "visualize_summary",
+DOWNSTREAM_OF_TRAIN = {"train_stream", "train_fusion", "evaluate", "visualize", "verify_model", "verify_untrained",
+                       "visualize_summary",
                        "findings_model", "quirk_data", "train_quirk", "quirk"} | TABLE_RULES
 DOWNSTREAM_OF_FLOW = {"flow"} | DOWNSTREAM_OF_TRAIN
 
@@ -101,6 +102,9 @@ def test_new_fusion_entry_schedules_its_training_evaluation_and_tables(finished,
     assert f"results/models/{model}/checkpoint.pt" in outputs_of(jobs)
     assert f"results/eval/{model}/scores.h5" in outputs_of(jobs)
     assert "ablation_table" in counts
+    if test_config["visualize"]["verify"].get("models") == "all":  # every trained cell is verified
+        assert counts.pop("verify_model") == 1
+        assert counts.pop("visualize_summary") == 1
     assert set(counts) <= TABLE_RULES, counts
 
 

@@ -17,7 +17,7 @@ import pytest
 from twostream.config import ConfigError
 from twostream.datasets import synthetic as syn
 
-TINY = dict(size=32, frames=8, train_per_class=2, test_per_class=1, radius=3.0, speed=1.0,
+TINY = dict(size=32, frames=8, train_per_class=2, val_per_class=1, test_per_class=1, radius=3.0, speed=1.0,
             appearance_colours=["yellow", "cyan"], motions=["left", "rotate_cw", "zoom_in"],
             spatiotemporal_directions=["right"])
 
@@ -131,15 +131,48 @@ def test_clip_seeds_do_not_depend_on_other_counts():
 
 
 def test_video_table_groups_follow_ucf101_split1():
-    cfg = syn.SyntheticConfig(train_per_class=20, test_per_class=9)
+    cfg = syn.SyntheticConfig(train_per_class=20, val_per_class=5, test_per_class=9)
     vt = syn.video_table(cfg)
     assert set(vt[vt.split == "test"].group) == set(range(1, 8))
-    assert set(vt[vt.split == "train"].group) == set(range(8, 26))
+    assert set(vt[vt.split == "val"].group) == set(range(8, 11))
+    assert set(vt[vt.split == "train"].group) == set(range(11, 26))
     assert vt.video_id.is_unique
     parsed = vt.video_id.str.extract(r"^(\w+)/v_(\w+)_g(\d\d)_c(\d\d)$")
     assert (parsed[0] == vt.class_name).all() and (parsed[1] == vt.class_name).all()
     assert (parsed[2].astype(int) == vt.group).all() and (parsed[3].astype(int) == vt["clip"]).all()
-    assert vt.groupby("class_name").size().eq(29).all()
+    assert vt.groupby("class_name").size().eq(34).all()
+
+
+def test_splits_have_own_seed_streams():
+    """Train, val and test clips never share a seed; train clips keep the seeds of the two-split
+    version (their rendering did not change), val clips take the stream of its old test clips, and
+    the test clips are new: none of them was rendered before (so none was looked at while tuning)."""
+    cfg = syn.SyntheticConfig(train_per_class=6, val_per_class=4, test_per_class=4)
+    vt = syn.video_table(cfg)
+    seeds = {s: set(vt[vt.split == s].seed) for s in syn.SPLITS}
+    assert not (seeds["train"] & seeds["val"]) and not (seeds["train"] & seeds["test"])
+    assert not (seeds["val"] & seeds["test"])
+    import zlib
+
+    def two_split_seed(name, split, i):  # the seed rule before the three-way split
+        ss = np.random.SeedSequence([0, zlib.crc32(name.encode()), 0 if split == "train" else 1, i])
+        return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+    for split, old in (("train", "train"), ("val", "test")):
+        part = vt[vt.split == split]
+        idx = part.groupby("class_name").cumcount()  # round-robin order = clip index
+        assert all(two_split_seed(n, old, int(i)) == s for n, i, s in zip(part.class_name, idx, part.seed))
+    old_test = {two_split_seed(n, "test", i) for n in vt.class_name.unique() for i in range(200)}
+    assert not seeds["test"] & old_test
+    with pytest.raises(ConfigError, match="split"):
+        syn.clip_seed(cfg, "MotionLeft", "validation", 0)
+
+
+def test_group_layout_validated():
+    with pytest.raises(Exception, match="val_groups"):
+        syn.make_config({"groups": 10, "test_groups": 7, "val_groups": 3})
+    with pytest.raises(Exception, match="val_per_class"):
+        syn.make_config({"val_per_class": 0})
 
 
 # --------------------------------------------------------------------------- known truth
@@ -271,15 +304,20 @@ def test_generate_writes_ucf101_layout(tmp_path):
     assert [int(i) for i, _ in ci] == list(range(1, len(names) + 1))
     assert names == list(syn.class_table(cfg).class_name)
     train = [line.split() for line in (root / "trainlist01.txt").read_text().splitlines()]
+    val = [line.split() for line in (root / "vallist01.txt").read_text().splitlines()]
     test = (root / "testlist01.txt").read_text().splitlines()
     assert len(train) == len(names) * cfg.train_per_class and len(test) == len(names) * cfg.test_per_class
-    for path, lab in train:
-        cls = path.split("/")[0]
-        assert names[int(lab) - 1] == cls and (root / path).stat().st_size > 0
-        assert int(path.split("_g")[1][:2]) > cfg.test_groups
+    assert len(val) == len(names) * cfg.val_per_class
+    first_train = cfg.test_groups + cfg.val_groups
+    for listed, lo, hi in ((train, first_train + 1, cfg.groups), (val, cfg.test_groups + 1, first_train)):
+        for path, lab in listed:
+            cls = path.split("/")[0]
+            assert names[int(lab) - 1] == cls and (root / path).stat().st_size > 0
+            assert lo <= int(path.split("_g")[1][:2]) <= hi
     for path in test:
         assert (root / path).is_file() and int(path.split("_g")[1][:2]) <= cfg.test_groups
-    assert set(train_p for train_p, _ in train).isdisjoint(test)
+    train_p, val_p = {p for p, _ in train}, {p for p, _ in val}
+    assert train_p.isdisjoint(test) and val_p.isdisjoint(test) and train_p.isdisjoint(val_p)
     classes = pd.read_csv(root / "classes.csv", keep_default_na=False)
     assert {"label", "class_name", "group", "colour", "motion", "direction", "speed", "moving_colour",
             "moving_rgb", "still_colour", "still_rgb"} <= set(classes.columns)
@@ -318,16 +356,16 @@ def test_interrupted_generate_leaves_no_dataset(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(syn, "write_video", flaky)
+    monkeypatch.setattr(syn.write, "write_video", flaky)  # the module whose generate() calls it
     with pytest.raises(KeyboardInterrupt):
         syn.generate(cfg, root, progress=False)
     assert not root.exists() and not list(tmp_path.iterdir())
     # an old complete dataset survives an interrupted regeneration unchanged
-    monkeypatch.setattr(syn, "write_video", real)
+    monkeypatch.setattr(syn.write, "write_video", real)
     syn.generate(cfg, root, progress=False)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     calls["n"] = 0
-    monkeypatch.setattr(syn, "write_video", flaky)
+    monkeypatch.setattr(syn.write, "write_video", flaky)
     with pytest.raises(KeyboardInterrupt):
         syn.generate(dataclasses.replace(cfg, seed=5), root, progress=False)
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before

@@ -10,18 +10,21 @@ import torch
 
 from twostream.errors import InputError
 from twostream.visualize import regularizers as R
-from twostream.visualize import verify as V
+from twostream.visualize import causes as C
+from twostream.visualize import judges as J
+from twostream.visualize import verdicts as D
+from twostream.visualize import verify_runs as V
 from twostream.visualize.objectives import OUTPUT, channel, class_logit, class_log_prob
 from twostream.visualize.params import InputSet, InputSpec
 from twostream.visualize.render import Probe, Weights, render_vis
 
-from visualize_toys import BindingNet, ColourNet, MotionNet, group_classes
+from visualize_toys import BindingNet, ColourNet, MotionNet, group_classes, toy_classes
 
 torch.set_num_threads(1)
 
 # 20 px toys: co-location smoothed at the same fraction of the side as the default's 2 px of 64
 FAST = V.VerifySettings(steps=80, size=(20, 20), flow_frames=4, seeds=(0, 1, 2, 3, 4),
-                        thresholds=V.Thresholds(colocation_sigma=2.0 * 20 / 64))
+                        thresholds=J.Thresholds(colocation_sigma=2.0 * 20 / 64))
 
 
 # ---- params / regularizers / objectives ---------------------------------------------------------
@@ -113,7 +116,7 @@ def test_render_finds_the_known_optimum_and_is_deterministic():
     assert np.all(r1.history[-1] > r1.history[0])
     # unit c is maximised by colour c: each optimised image's colour is nearest its unit's colour
     cols = {c.label: c.colour for c in group_classes("appearance")}
-    assert [V.nearest_colour(img, cols) for img in r1.inputs["rgb"]] == [0, 1, 2, 3]
+    assert [J.nearest_colour(img, cols) for img in r1.inputs["rgb"]] == [0, 1, 2, 3]
     assert np.all(r1.probabilities[np.arange(4), np.arange(4)] > 0.9)
 
 
@@ -150,21 +153,21 @@ def test_measures_on_hand_made_inputs():
     flow = np.zeros((2, 10, 10, 2))
     flow[:, 2:4, 2:7, 0] = 2.0  # a small patch moving right (the top 10%)
     flow[:, 6:8, 6:8, 0] = -0.1  # weak leftward noise
-    mag, vec = V.top_flow(flow)
+    mag, vec = J.top_flow(flow)
     assert mag == pytest.approx(2.0) and vec[0] == pytest.approx(2.0)
-    assert V.judge_direction(flow, (1.0, 0.0))[0] and not V.judge_direction(flow, (-1.0, 0.0))[0]
+    assert J.judge_direction(flow, (1.0, 0.0))[0] and not J.judge_direction(flow, (-1.0, 0.0))[0]
     img = np.full((10, 10, 3), 0.5)
     img[2:4, 2:7] = (0.9, 0.1, 0.1)  # red where it moves
     img[6:8, 6:8] = (0.1, 0.3, 0.9)  # blue where it is still
-    cm, cs = V.colocation(img, flow, (0.9, 0.1, 0.1), (0.1, 0.3, 0.9))
+    cm, cs = J.colocation(img, flow, (0.9, 0.1, 0.1), (0.1, 0.3, 0.9))
     assert cm > 0.5 and cs < 0.2
-    assert not V.judge_colocation(img, flow, (0.1, 0.3, 0.9), (0.9, 0.1, 0.1), V.Thresholds())[0]
-    assert V.hue_of((1.0, 0.0, 0.0)) == pytest.approx(0.0) and V.hue_of((0.5, 0.5, 0.5)) is None
+    assert not J.judge_colocation(img, flow, (0.1, 0.3, 0.9), (0.9, 0.1, 0.1), J.Thresholds())[0]
+    assert J.hue_of((1.0, 0.0, 0.0)) == pytest.approx(0.0) and J.hue_of((0.5, 0.5, 0.5)) is None
     # gate: a confident but empty input is inconclusive; colour does not need flow
-    th = V.Thresholds()
-    assert not V.gate(0.99, img, np.zeros_like(flow), th, ("rgb", "flow"))[0]
-    assert V.gate(0.99, img, np.zeros_like(flow), th, ("rgb",))[0]
-    assert not V.gate(0.5, img, flow, th)[0]
+    th = J.Thresholds()
+    assert not J.gate(0.99, img, np.zeros_like(flow), th, ("rgb", "flow"))[0]
+    assert J.gate(0.99, img, np.zeros_like(flow), th, ("rgb",))[0]
+    assert not J.gate(0.5, img, flow, th)[0]
 
 
 def test_colocation_at_object_scale_and_colour_of_saturated_pixels():
@@ -183,25 +186,25 @@ def test_colocation_at_object_scale_and_colour_of_saturated_pixels():
     shifted = np.roll(blob, 1, axis=1)
     flow[:, shifted, 0] += 3.0  # the blob's rightward motion, one pixel off
     red, blue, right = (0.9, 0.1, 0.1), (0.1, 0.3, 0.9), (1.0, 0.0)
-    pix, _ = V.colocation(img.clip(0, 1), flow, red, blue, direction=right, motion="direction")
-    smooth, _ = V.colocation(img.clip(0, 1), flow, red, blue, direction=right, motion="direction", sigma=2.0)
+    pix, _ = J.colocation(img.clip(0, 1), flow, red, blue, direction=right, motion="direction")
+    smooth, _ = J.colocation(img.clip(0, 1), flow, red, blue, direction=right, motion="direction", sigma=2.0)
     assert pix < 0.2 <= smooth
-    th = V.Thresholds(colocation_motion="direction", colocation_sigma=2.0)
-    assert V.judge_colocation(img.clip(0, 1), flow, red, blue, th, right)[0]
-    assert not V.judge_colocation(img.clip(0, 1), flow, blue, red, th, right)[0]
+    th = J.Thresholds(colocation_motion="direction", colocation_sigma=2.0)
+    assert J.judge_colocation(img.clip(0, 1), flow, red, blue, th, right)[0]
+    assert not J.judge_colocation(img.clip(0, 1), flow, blue, red, th, right)[0]
     with pytest.raises(InputError, match="sigma"):
-        V.colocation(img, flow, red, blue, sigma=-1.0)
+        J.colocation(img, flow, red, blue, sigma=-1.0)
 
     cyan, green, yellow = (40 / 255, 195 / 255, 205 / 255), (40 / 255, 165 / 255, 55 / 255), (215 / 255, 195 / 255, 40 / 255)
     colours = {0: yellow, 1: green, 3: cyan}
     tex = np.where(rng.random((n, n, 1)) < 0.5, np.asarray(green), np.asarray(yellow))
     tex = 0.5 + 0.5 * (tex - 0.5)  # a paler texture
     tex[(xx % 12 < 4) & (yy % 12 < 4)] = cyan  # 11% of pixels: cyan blobs
-    assert V.nearest_colour(tex, colours, "all") == 1
-    assert V.nearest_colour(tex, colours, "saturated") == 3
-    assert V.judge_colour(tex, 3, colours, "saturated")[0] and not V.judge_colour(tex, 3, colours, "all")[0]
+    assert J.nearest_colour(tex, colours, "all") == 1
+    assert J.nearest_colour(tex, colours, "saturated") == 3
+    assert J.judge_colour(tex, 3, colours, "saturated")[0] and not J.judge_colour(tex, 3, colours, "all")[0]
     with pytest.raises(InputError, match="colour pixels"):
-        V.colour_shift_hue(tex, "brightest")
+        J.colour_shift_hue(tex, "brightest")
 
 
 def test_class_objective_weights_the_log_softmax():
@@ -221,7 +224,7 @@ def test_read_classes_of_the_synthetic_dataset(tmp_path):
 
     p = tmp_path / "classes.csv"
     class_table(SyntheticConfig()).to_csv(p, index=False)
-    cs = {c.name: c for c in V.read_classes(p)}
+    cs = {c.name: c for c in C.read_classes(p)}
     assert cs["ColourCyan"].group == "appearance" and cs["ColourCyan"].colour == pytest.approx((40 / 255, 195 / 255, 205 / 255))
     assert cs["MotionLeft"].direction == (-1.0, 0.0) and cs["MotionRotateCw"].direction is None
     assert cs["BlueMovesRight"].direction == (1.0, 0.0)
@@ -229,15 +232,15 @@ def test_read_classes_of_the_synthetic_dataset(tmp_path):
     assert cs["BlueMovesRight"].still_colour == pytest.approx((190 / 255, 40 / 255, 40 / 255))
     p.write_text("label,class_name\n0,a\n")
     with pytest.raises(InputError, match=r"classes file lacks column\(s\) group"):
-        V.read_classes(p)
+        C.read_classes(p)
     p.write_text("label,class_name,group,direction\n0,a,motion,sideways\n")
     with pytest.raises(InputError, match="row 2"):
-        V.read_classes(p)
+        C.read_classes(p)
 
 
 def _table(model, modalities, classes, fused, checks=V.CHECKS, expected=None):
     res = V.run_checks(model, modalities, classes, FAST, fused, checks=checks)
-    return V.summarise(res, "m", expected=expected).set_index("check")
+    return D.summarise(res, "m", expected=expected).set_index("check")
 
 
 def test_checks_pass_on_right_models_and_fail_on_wrong_ones():
@@ -245,14 +248,14 @@ def test_checks_pass_on_right_models_and_fail_on_wrong_ones():
     good = _table(ColourNet(), ("rgb",), app, False)
     bad = _table(ColourNet(permute=True), ("rgb",), app, False)  # units answer the wrong colour
     assert good.loc["colour", "runs"] == 10 and good.loc["colour", "pass"]
-    assert bad.loc["colour", "pass_rate"] == 0 and not bad.loc["colour", "pass"]
+    assert bad.loc["colour", "rate"] == 0 and not bad.loc["colour", "pass"]
 
     mot = group_classes("motion")
     good = _table(MotionNet(fast=1.0), ("flow",), mot, False)
     bad = _table(MotionNet(flip=True), ("flow",), mot, False, checks=("direction",))
-    assert good.loc["direction", "pass"] and good.loc["temporal", "pass"]
+    assert good.loc["direction", "pass"] and "temporal" not in good.index
     assert good.loc["direction", "inconclusive"] == 0
-    assert bad.loc["direction", "pass_rate"] == 0
+    assert bad.loc["direction", "rate"] == 0
 
 
 def test_colocation_needs_binding_and_the_pooled_control_fails():
@@ -264,7 +267,7 @@ def test_colocation_needs_binding_and_the_pooled_control_fails():
     # the pooled model is as confident and moves the right way ...
     assert pooled.loc["direction", "pass"] and pooled.loc["colocation", "inconclusive"] == 0
     # ... but its pictures do not put the moving colour where the motion is
-    assert pooled.loc["colocation", "pass_rate"] < 0.2 and not pooled.loc["colocation", "pass"]
+    assert pooled.loc["colocation", "rate"] < 0.2 and not pooled.loc["colocation", "pass"]
     assert pooled.loc["colocation", "as_expected"]
     # a motion stream alone is not asked about spatiotemporal classes
     assert V.applicable_checks(("flow",), "spatiotemporal", False) == []
@@ -301,14 +304,14 @@ def test_flow_of_a_mean_subtracting_model_is_saved_centred():
                    steps=60, jitter=0, preprocess=Preprocess(flow_center=True))
     flow = r.inputs["flow"][0]
     assert np.abs(flow.mean((1, 2))).max() < 1e-5
-    assert V.judge_direction(flow, (-1.0, 0.0))[0] and flow[:, 6:10, 6:10, 0].mean() < -0.5
+    assert J.judge_direction(flow, (-1.0, 0.0))[0] and flow[:, 6:10, 6:10, 0].mean() < -0.5
 
 
 def test_gate_probability_is_within_the_class_group():
     """A motion stream cannot tell MotionLeft from RedMovesLeft (colour): the gate's
     probability is the softmax over the class's group, so it judges left vs right only."""
-    classes = [V.ClassFactors(0, "MotionLeft", "motion"), V.ClassFactors(1, "MotionRight", "motion"),
-               V.ClassFactors(2, "RedMovesLeft", "spatiotemporal"), V.ClassFactors(3, "BlueMovesLeft", "spatiotemporal")]
+    classes = [C.ClassFactors(0, "MotionLeft", "motion"), C.ClassFactors(1, "MotionRight", "motion"),
+               C.ClassFactors(2, "RedMovesLeft", "spatiotemporal"), C.ClassFactors(3, "BlueMovesLeft", "spatiotemporal")]
     r = dataclasses.make_dataclass("R", ["logits"])(np.array([[5.0, 0.0, 5.0, 5.0], [0.0, 0.0, 9.0, 0.0]]))
     p_all = np.exp(5.0) / (3 * np.exp(5.0) + 1)
     assert p_all < 0.34
@@ -333,12 +336,134 @@ def test_colocation_direction_map_ignores_a_spinning_still_object():
     flow[:, still, 1] = 0.6 * (xx[still] - 24)
     img[moving], img[still] = (0.9, 0.1, 0.1), (0.1, 0.3, 0.9)
     red, blue, left = (0.9, 0.1, 0.1), (0.1, 0.3, 0.9), (-1.0, 0.0)
-    cm, cs = V.colocation(img, flow, red, blue, motion="magnitude")
+    cm, cs = J.colocation(img, flow, red, blue, motion="magnitude")
     assert cm < cs  # the spin's magnitude sits on the still colour
-    cm, cs = V.colocation(img, flow, red, blue, direction=left, motion="direction")
+    cm, cs = J.colocation(img, flow, red, blue, direction=left, motion="direction")
     assert cm > 0.3 and cm - cs > 0.6
-    th = V.Thresholds(colocation_motion="direction")
-    assert V.judge_colocation(img, flow, red, blue, th, left)[0]
-    assert not V.judge_colocation(img, flow, blue, red, th, left)[0]
+    th = J.Thresholds(colocation_motion="direction")
+    assert J.judge_colocation(img, flow, red, blue, th, left)[0]
+    assert not J.judge_colocation(img, flow, blue, red, th, left)[0]
     with pytest.raises(InputError, match="needs the class's direction"):
-        V.colocation(img, flow, red, blue, motion="direction")
+        J.colocation(img, flow, red, blue, motion="direction")
+
+
+# ---- co-location against its null, the untrained control, the table's rows ---------------------
+
+
+def _disc_scene(n=32, at=(10, 10), flow_at=(10, 10), r=4.0, seed=0):
+    """A red disc on a blue-tinted grey, a rightward flow disc; light noise in both."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:n, 0:n].astype(float)
+    img = np.full((n, n, 3), 0.5) + 0.03 * rng.standard_normal((n, n, 3))
+    img[(yy - at[0]) ** 2 + (xx - at[1]) ** 2 < r * r] = (0.9, 0.1, 0.1)
+    flow = 0.05 * rng.standard_normal((2, n, n, 2))
+    flow[:, (yy - flow_at[0]) ** 2 + (xx - flow_at[1]) ** 2 < r * r, 0] += 2.0
+    return img.clip(0, 1), flow
+
+
+RED, BLUE, RIGHT = (0.9, 0.1, 0.1), (0.1, 0.3, 0.9), (1.0, 0.0)
+
+
+def test_colocation_passes_at_the_flow_and_fails_elsewhere_or_shifted():
+    th = J.Thresholds(colocation_sigma=1.0)
+    img, flow = _disc_scene()
+    ok, d = J.judge_colocation(img, flow, RED, BLUE, th, RIGHT)
+    assert ok and d["corr_moving"] > 0.8 and d["null_p"] <= 1 / len(J.null_shifts((32, 32))) + 1e-9
+    assert d["null_pass"] < 0.1  # the judge almost never passes a shifted flow map
+    # the disc elsewhere, or the whole picture circularly shifted: the colour is not at the motion
+    far, flow2 = _disc_scene(at=(26, 24))
+    assert not J.judge_colocation(far, flow2, RED, BLUE, th, RIGHT)[0]
+    assert not J.judge_colocation(np.roll(img, (16, 16), axis=(0, 1)), flow, RED, BLUE, th, RIGHT)[0]
+    # the still colour's map (contrast: the negative) fails
+    assert not J.judge_colocation(img, flow, BLUE, RED, th, RIGHT)[0]
+
+
+def test_null_shifts_keep_away_from_the_object_and_p_is_uniform_for_unrelated_maps():
+    shifts = J.null_shifts((64, 64))
+    assert len(shifts) == 64 - 9 and (0, 0) not in shifts
+    assert all(min(a, 64 - a) ** 2 + min(b, 64 - b) ** 2 >= 16**2 for a, b in shifts)
+    assert J.null_p(1.0, np.array([0.0, 0.5])) == pytest.approx(1 / 3)
+    assert J.null_p(0.0, np.array([0.0, 0.5])) == pytest.approx(1.0)
+    # two independent smooth random maps: the p-value is uniform (its null distribution)
+    from scipy.ndimage import gaussian_filter
+    from scipy.stats import kstest
+
+    rng = np.random.default_rng(1)
+    ps = []
+    for _ in range(300):
+        a = gaussian_filter(rng.standard_normal((32, 32)), 1.5, mode="wrap")
+        b = gaussian_filter(rng.standard_normal((32, 32)), 1.5, mode="wrap")
+        ps.append(J.null_p(J.correlation(a, b), J.shift_null(a, b)))
+    ps = np.asarray(ps)
+    assert 0.4 < ps.mean() < 0.6 and np.mean(ps <= 0.05) < 0.1
+    assert kstest(ps, "uniform").pvalue > 0.001  # discrete (56 levels) but close to uniform
+    # the judge's pass rate under the null stays near max_null_p
+    rates = [J.null_pass_rate(J.shift_null(a, b), J.correlation(a, b), 0.0, 0.05)]
+    assert rates[0] <= 0.1
+
+
+def test_verdict_rows_carry_interval_null_rate_and_binomial_p():
+    row = D.check_row("m", "model", "direction", ["pass"] * 8 + ["fail", "inconclusive"], "pass", 0.8,
+                      [0.5] * 10)
+    assert (row["runs"], row["passes"], row["inconclusive"], row["rate"]) == (10, 8, 1, 0.8)
+    assert row["lo"] == pytest.approx(0.4902, abs=1e-3) and row["hi"] == pytest.approx(0.9433, abs=1e-3)
+    assert row["null_rate"] == pytest.approx(0.45)  # the inconclusive run counts 0
+    from scipy.stats import binomtest
+
+    assert row["p_value"] == pytest.approx(binomtest(8, 10, 0.45, alternative="greater").pvalue)
+    assert row["pass"] and row["as_expected"]
+    fail = D.check_row("u", "control", "colour", ["fail"] * 9 + ["pass"], "fail", 0.8)
+    assert not fail["pass"] and fail["as_expected"] and np.isnan(fail["null_rate"])
+    assert list(D.summarise([], "m").columns) == D.COLUMNS
+
+
+def test_expected_outcomes_follow_the_architecture():
+    from twostream.models.fusion import fuse_streams
+    from twostream.models.streams import stream_model
+
+    def net(method, position):
+        kw = dict(widths=[4, 4, 8, 8])
+        return fuse_streams(stream_model("rgb", 4, **kw), stream_model("flow", 4, flow_length=2, **kw), method, position)
+
+    assert V.expected_outcomes(net("conv", "res3"))["colocation"] == "pass"
+    assert V.expected_outcomes(net("st_add", "res2+res3"))["colocation"] == "pass"
+    assert V.expected_outcomes(net("conv", "pool"))["colocation"] == "fail"
+    assert V.expected_outcomes(net("late_mean", "softmax"))["colocation"] == "fail"
+    assert set(V.expected_outcomes(net("conv", "res3"), untrained=True).values()) == {"fail"}
+    # the untrained control: the same architecture from a fixed random init, the same every time
+    trained = net("conv", "res3")
+    a, b = V.untrained_model(trained.spec), V.untrained_model(trained.spec)
+    for (k, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), k
+    assert not a.training and type(a) is type(trained)
+    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), trained.parameters()))
+
+
+class _RandomFused(torch.nn.Module):
+    """A fused toy of random fixed filters: what an untrained network is to the checks."""
+
+    modalities = ("rgb", "flow")
+
+    def __init__(self, seed=0, L=4, K=4):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.c = torch.nn.Conv2d(3 + 2 * L, 8, 5, padding=2)
+        self.f = torch.nn.Linear(8, K)
+        for p in self.parameters():
+            p.data = torch.randn(p.shape, generator=g) * 0.5
+
+    def forward(self, rgb, flow):
+        return 10 * self.f(torch.tanh(self.c(torch.cat([rgb - 0.5, flow], 1))).mean((2, 3)))
+
+
+def test_an_untrained_network_fails_direction_colour_and_colocation():
+    """The control that must fail: random filters give confident inputs whose direction,
+    colour and co-location have nothing to do with the class."""
+    classes = toy_classes()
+    res = []
+    for seed in range(3):
+        res += V.run_checks(_RandomFused(seed, K=12), ("rgb", "flow"), classes, FAST, True)
+    t = D.summarise(res, "untrained", expected={c: "fail" for c in V.CHECKS}).set_index("check")
+    assert set(t.index) == {"direction", "colour", "colocation"}
+    assert not t["pass"].any() and t.as_expected.all()
+    assert (t.rate < 0.8).all()

@@ -30,13 +30,13 @@ CLASSES = pd.DataFrame({
 
 
 def _shards(tmp_path, n_frames=4, per_class=2):
-    """One frames and one flow shard of random test videos."""
+    """One frames and one flow shard of random validation and test videos."""
     rng = np.random.default_rng(0)
     rows, frows, fr, fl = [], [], [], []
     for label in range(4):
-        for i in range(per_class):
+        for i in range(2 * per_class):
             base = dict(video_id=f"c{label}/v{i}", label=label, class_name=CLASSES.class_name[label],
-                        split="test", fps=25.0, height=S, width=S)
+                        split="val" if i % 2 else "test", fps=25.0, height=S, width=S)
             rows.append(dict(base, n_frames=n_frames, offset=len(fr) * n_frames))
             frows.append(dict(base, n_frames=n_frames - 1, offset=len(fl) * (n_frames - 1)))
             fr.append(rng.integers(0, 255, (n_frames, S, S, 3), dtype=np.uint8))
@@ -69,7 +69,7 @@ def _streams():
 
 
 PARAMS = {"steps": 4, "units_per_layer": 2, "test_clips_per_class": 1, "test_frames": 1,
-          "verify": {"steps": 4, "seeds": 5, "penalties": [1.0], "temporal_weights": [0.0, 100.0]}}
+          "verify": {"steps": 4, "seeds": 5, "other_seeds": 2, "penalties": [1.0]}}
 
 
 def test_stage_writes_layers_tables_and_verification(tmp_path):
@@ -101,13 +101,14 @@ def test_stage_writes_layers_tables_and_verification(tmp_path):
     assert np.allclose(summary.reached_ratio[pos], (summary.activation / summary.test_max)[pos])
     assert summary.reached_ratio[~pos].isna().all()
     ver = pd.read_csv(out / "verification.csv").set_index("check")
-    assert set(ver.index) == {"colour", "direction", "colocation", "temporal"}
+    assert set(ver.index) == {"colour", "direction", "colocation"}
     # 5 seeds x 1 penalty per class group; direction is judged on the motion and spatiotemporal groups
-    assert ver.runs.to_dict() == {"direction": 10, "colour": 5, "colocation": 5, "temporal": 5}
-    assert (ver.role == "control").all()
-    assert ver.loc["colocation", "expected"] == "fail" and ver.loc["direction", "expected"] == "pass"
+    assert ver.runs.to_dict() == {"direction": 10, "colour": 5, "colocation": 5}
+    assert (ver.role == "control").all()  # --control names the role; the expectation is the architecture's
+    assert (ver.expected == "pass").all()  # conv after res3 is expected to bind
     assert (ver.passes + ver.inconclusive <= ver.runs).all()
-    assert np.allclose(ver.pass_rate, ver.passes / ver.runs)
+    assert np.allclose(ver.rate, ver.passes / ver.runs) and ((ver.lo <= ver.rate) & (ver.rate <= ver.hi)).all()
+    assert ver.loc["direction", "null_rate"] <= 0.5 and ver.loc["colocation", "null_rate"] < 0.2
     runs = pd.read_csv(out / "verification_runs.csv")
     assert len(runs) == ver.runs.sum() and set(runs.status) <= {"pass", "fail", "inconclusive"}
 
@@ -117,11 +118,26 @@ def test_stage_writes_layers_tables_and_verification(tmp_path):
     assert cli(["visualize", "--checkpoint", ck2, "--frames", shards["frames"], "--classes", str(classes),
                 "--out", str(out2), "--params", json.dumps(PARAMS)]) == 0
     assert pd.read_csv(out2 / "verification.csv").check.tolist() == ["colour"]
+    # verify-only (fewer seeds, no pictures) and the untrained control of the same checkpoint
+    out3 = tmp_path / "vis" / "verified" / "fusion-conv-res3-s0"
+    assert cli(["visualize", "--verify-only", "--checkpoint", ck, "--classes", str(classes), "--out", str(out3),
+                "--params", json.dumps(PARAMS)]) == 0
+    assert not (out3 / "summary.csv").exists() and not (out3 / "layers").exists()
+    assert pd.read_csv(out3 / "verification.csv").set_index("check").runs.to_dict() == {
+        "direction": 4, "colour": 2, "colocation": 2}
+    out4 = tmp_path / "vis" / "untrained" / "fusion-conv-res3-s0"
+    assert cli(["visualize", "--untrained", "--checkpoint", ck, "--classes", str(classes), "--out", str(out4),
+                "--name", "fusion-conv-res3-s0-untrained", "--params", json.dumps(PARAMS)]) == 0
+    unt = pd.read_csv(out4 / "verification.csv")
+    assert (unt.expected == "fail").all() and (unt.role == "control").all() and (unt.runs == [10, 5, 5]).all()
+    assert set(unt.model) == {"fusion-conv-res3-s0-untrained"}
     s_all, v_all = tmp_path / "summary.csv", tmp_path / "verification.csv"
-    assert cli(["visualize", "--collect", str(out), str(out2), "--summary", str(s_all),
-                "--verification", str(v_all)]) == 0
+    assert cli(["visualize", "--collect", str(out), str(out2), "--verified", str(out3), str(out4),
+                "--summary", str(s_all), "--verification", str(v_all)]) == 0
     assert set(pd.read_csv(s_all).model) == {"fusion-conv-res3-s0", "rgb"}
-    assert len(pd.read_csv(v_all)) == 5 and set(pd.read_csv(v_all).role) == {"control", "model"}
+    v = pd.read_csv(v_all)
+    assert len(v) == 4 + 3 + 3 and set(v.role) == {"control", "model"}
+    assert set(v.model) == {"fusion-conv-res3-s0", "rgb", "fusion-conv-res3-s0-untrained"}
 
 
 def test_stage_errors_are_one_line(tmp_path, capsys):

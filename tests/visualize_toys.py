@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from twostream.visualize.verify import ClassFactors
+from twostream.visualize.causes import ClassFactors
 
 YELLOW, GREEN, MAGENTA, CYAN = (0.84, 0.76, 0.16), (0.16, 0.65, 0.22), (0.78, 0.22, 0.76), (0.16, 0.76, 0.80)
 RED, BLUE = (0.75, 0.16, 0.16), (0.08, 0.35, 0.90)

@@ -2,8 +2,8 @@
 
 ``twostream ablation`` (rule ``ablation_table``) reads, for each model name given,
 
-* ``<eval-root>/<model>/scores.h5``  per-video class scores and labels (evaluate stage),
-* ``<eval-root>/<model>/metrics.json`` top-1 and mean class accuracy (evaluate stage),
+* ``<eval-root>/<model>/scores.h5``  per-video class scores and labels of the test split (evaluate stage),
+* ``<eval-root>/<model>/val_scores.h5`` the same for the validation split,
 * ``<models-root>/<model>/history.csv`` training seconds per epoch (``seconds`` column),
 * ``<models-root>/<model>/checkpoint.pt`` the weights (for the parameter count),
 
@@ -12,14 +12,16 @@ plus the dataset's ``classes.csv`` (label, class_name, group and generating fact
 
 Model names: ``rgb`` and ``flow`` (single streams) and ``fusion-{method}-{position}-s{seed}``.
 
-accuracy.csv has one row per model: ``model, method, position, seed, parameters,
+accuracy.csv has one row per model and split: ``model, split, method, position, seed, parameters,
 train_seconds, top1, mean_class_acc``, then ``acc_<group>`` for every class group of
 classes.csv, and for the spatiotemporal group the accuracy of each generating factor
 (``st_moving_colour`` = "which colour moves": the predicted class has the true class's
 moving colour; ``st_direction``). Accuracies are fractions in [0, 1]. ``train_seconds``
 is the model's own training (fine-tuning for fused networks; 0 for late fusion, which
 trains nothing). Every accuracy column ``c`` but ``mean_class_acc`` comes with ``n_c`` (the
-test clips it counts) and ``c_lo``, ``c_hi``: the 95% Wilson score interval.
+clips it counts) and ``c_lo``, ``c_hi``: the 95% Wilson score interval. ``split`` is ``val``
+(the validation clips: the figures from which settings are chosen) or ``test`` (the final
+figures); the figures and findings.md are written from the ``test`` rows only.
 
 Statistics (findings.md): a cell's clips are pooled over its seeds (k correct of n); a
 group is *solved* when the accuracy reaches ``solved`` and a binomial test rejects chance
@@ -41,7 +43,7 @@ from .errors import InputError
 from .grid import NO_POSITION, STREAMS, family, parse_model
 from .models import read_checkpoint
 from .models.resnet import STAGES
-from .readers import read_classes, read_scores
+from .readers import SCORE_FILES, read_classes, read_scores
 from .store import atomic_path
 
 ST_GROUP = "spatiotemporal"
@@ -133,11 +135,14 @@ def train_seconds(path: Path) -> float:
     return float(h["seconds"].sum()) if len(h) else 0.0
 
 
-def model_row(name: str, eval_dir: Path, model_dir: Path, classes: pd.DataFrame) -> dict:
-    row = {"model": name, **parse_model(name)._asdict()}
+SPLITS = ("test", "val")
+
+
+def model_row(name: str, eval_dir: Path, model_dir: Path, classes: pd.DataFrame, split: str = "test") -> dict:
+    row = {"model": name, "split": split, **parse_model(name)._asdict()}
     row["parameters"] = count_parameters(model_dir / "checkpoint.pt")
     row["train_seconds"] = round(train_seconds(model_dir / "history.csv"), 2)
-    sc = read_scores(eval_dir / "scores.h5")
+    sc = read_scores(eval_dir / SCORE_FILES[split][0])
     scores, labels = sc["scores"], sc["labels"]
     pred = scores.argmax(axis=1)
     counts = {"top1": (int(np.sum(pred == labels)), len(labels))}
@@ -158,8 +163,10 @@ def accuracy_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table if (c == "top1" or c.startswith(("acc_", "st_"))) and f"n_{c}" in table]
 
 
-def build_table(models: list[str], eval_root: Path, models_root: Path, classes: pd.DataFrame) -> pd.DataFrame:
-    rows = [model_row(m, Path(eval_root) / m, Path(models_root) / m, classes) for m in models]
+def build_table(models: list[str], eval_root: Path, models_root: Path, classes: pd.DataFrame,
+                split: str = "test") -> pd.DataFrame:
+    """One row per model, scored on ``split`` (``test``: the final figures; ``val``: for choosing)."""
+    rows = [model_row(m, Path(eval_root) / m, Path(models_root) / m, classes, split) for m in models]
     df = pd.DataFrame(rows)
     df["_f"] = df["method"].map(family).map(FAMILY_ORDER)
     df["_s"] = df["method"].map({"rgb": 0, "flow": 1}).fillna(2)
@@ -207,6 +214,8 @@ def label_of(method: str, position: str) -> str:
     if family(method) == "late":
         return {"late_mean": "late fusion (softmax mean)", "late_weighted": "late fusion (weighted)",
                 "late_geometric": "late fusion (geometric mean)"}.get(method, method)
+    if method.startswith("st_"):  # motion -> appearance residual units from these stages' first units
+        return f"{method} connections at {position}"
     if position.endswith("+fc"):  # the motion tower kept to its classifier ("ReLU5 + FC8")
         return f"{method} fusion after {position.removesuffix('+fc')} + motion scores"
     return f"{method} fusion after {position}"
@@ -245,7 +254,7 @@ def findings(table: pd.DataFrame, classes: pd.DataFrame, cfg: TableConfig) -> st
     groups = list(classes["group"].drop_duplicates())
     lines = ["# Fusion ablation: findings", ""]
     lines.append(
-        f"Written by `twostream ablation` from results/ablation/accuracy.csv ({len(table)} models, "
+        f"Written by `twostream ablation` from the test rows of results/ablation/accuracy.csv ({len(table)} models, "
         f"{summary.shape[0]} method/position cells). Values are means over seeds (± sd where a cell has "
         f"several) with the {CONFIDENCE:.0%} Wilson interval of the cell's test clips pooled over its seeds "
         f"[low, high]. A group counts as *solved* when it reaches {_pct(cfg.solved)} and an exact binomial "
@@ -427,7 +436,8 @@ def _save(fig, path: Path) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_params_arguments(p)
     p.add_argument("--models", nargs="+", required=True, help="model names (rgb, flow, fusion-...)")
-    p.add_argument("--eval-root", default="results/eval", help="folder of <model>/scores.h5 (default %(default)s)")
+    p.add_argument("--eval-root", default="results/eval",
+                   help="folder of <model>/scores.h5 and val_scores.h5 (default %(default)s)")
     p.add_argument("--models-root", default="results/models",
                    help="folder of <model>/checkpoint.pt and history.csv (default %(default)s)")
     p.add_argument("--classes", default="",
@@ -446,10 +456,12 @@ def table_config(args: argparse.Namespace) -> TableConfig:
 def run(args: argparse.Namespace) -> int:
     cfg = table_config(args)
     classes = read_classes(Path(args.classes)) if args.classes else NO_CLASSES
-    table = build_table(list(dict.fromkeys(args.models)), Path(args.eval_root), Path(args.models_root), classes)
+    models = list(dict.fromkeys(args.models))
+    tables = {s: build_table(models, Path(args.eval_root), Path(args.models_root), classes, s) for s in SPLITS}
+    table = tables["test"]  # the reported figures; the val rows are for choosing settings
     out = Path(args.out)
     with atomic_path(out / "accuracy.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
+        pd.concat([tables[s] for s in SPLITS], ignore_index=True).to_csv(tmp, index=False, float_format="%.4f")
     plot_heatmap(table, out / "heatmap.png")
     plot_groups(table, out / "groups.png")
     with atomic_path(out / "findings.md") as tmp:

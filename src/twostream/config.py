@@ -185,8 +185,9 @@ def _decode(d: dict) -> list[str]:
 
 def _synthetic(d: dict) -> list[str]:
     out = []
-    if not d["test_groups"] < d["groups"]:
-        out.append(f"synthetic.test_groups: need test_groups < groups, got {d['test_groups']}, {d['groups']}")
+    if not d["test_groups"] + d["val_groups"] < d["groups"]:
+        out.append("synthetic.val_groups: need test_groups + val_groups < groups, got "
+                   f"{d['test_groups']}, {d['val_groups']}, {d['groups']}")
     if not d["radius"] < d["size"] / 6:
         out.append(f"synthetic.radius: must be in (0, size/6), got {d['radius']} for size {d['size']}")
     if not (d["appearance_colours"] or d["motions"] or d["spatiotemporal_directions"]):

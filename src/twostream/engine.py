@@ -10,7 +10,7 @@ and its ``forward(net, batch) -> logits``; the engine does everything else.
   on CPU, their loader workers: each process takes ``threads / processes - workers``.
 * **Fit loop** (``fit``): per epoch ``train_one_epoch``, the scheduler step (once per
   epoch), the validation accuracy (``evaluate``, video level) when a validation set is
-  given, one plain log line, ``resume.pt`` and ``history.csv``; at the end
+  given (the callers pass the ``val`` split, never ``test``), one plain log line, ``resume.pt`` and ``history.csv``; at the end
   ``checkpoint.pt``. The logged ``lr`` is the scheduled value of the ``lr`` setting (layers
   with their own factor, e.g. ``fusion.train.stream_lr``, learn at that times the factor).
 * **Resumable checkpointer**: after every epoch the complete state (model, optimizer,

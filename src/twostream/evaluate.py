@@ -3,18 +3,19 @@
 ``twostream evaluate --checkpoint results/models/{model}/checkpoint.pt --frames <shards..>
 --flow <shards..> [--classes classes.csv] --out results/eval/{model}/ [--params JSON | --config FILE]``
 
-writes into ``--out``:
+writes into ``--out``, for the test split (the final tables) and for the validation split
+(choosing settings; the same protocol):
 
-* ``scores.h5``: ``/scores`` (videos, classes) float32, the softmax averaged over the
-  ``frames`` x ``crops`` views of each test video; ``/logits`` the averaged logits;
+* ``scores.h5`` (test), ``val_scores.h5`` (val): ``/scores`` (videos, classes) float32, the
+  softmax averaged over the ``frames`` x ``crops`` views of each video; ``/logits`` the averaged logits;
   ``/labels``; ``/video_id``; ``/class_names``; provenance attributes (``params`` =
-  this stage's settings, ``checkpoint``, ``spec``, ``train_config``, ``versions``).
-* ``metrics.json``: ``top1``, ``top5``, ``mean_class_accuracy``, ``per_class`` accuracy, and
+  this stage's settings, ``split``, ``checkpoint``, ``spec``, ``train_config``, ``versions``).
+* ``metrics.json`` (test), ``val_metrics.json`` (val): ``split``, ``top1``, ``top5``, ``mean_class_accuracy``, ``per_class`` accuracy, and
   with a ``classes.csv`` (columns ``label, class_name, group``) ``groups``: for each group
   ``accuracy`` (argmax over all classes), ``within_group_accuracy`` (argmax restricted to the
   group's classes: "can it tell the group's classes apart"), ``chance_within``, ``n_videos``,
   ``classes``.
-* ``confusion.png``: the row-normalised confusion matrix (seaborn).
+* ``confusion.png``: the row-normalised confusion matrix of the test split (seaborn).
 
 The model is rebuilt from the checkpoint's ``spec`` by ``twostream.models.load_model`` (a
 registry the fusion module extends); its ``data`` entry (``modalities``, ``flow_length``,
@@ -39,7 +40,7 @@ from .data import ClipDataset
 from .engine import make_loader, predict_videos, setup
 from .errors import InputError
 from .models import load_model
-from .readers import read_classes, read_scores  # noqa: F401  (read_scores: the reader of this stage's output)
+from .readers import SCORE_FILES, read_classes, read_scores  # noqa: F401  (read_scores: the reader of this stage's output)
 from .store import atomic_h5, atomic_path, checked_read, create_dataset, write_provenance
 
 
@@ -136,42 +137,43 @@ def main(args: argparse.Namespace) -> int:
     modalities = tuple(data.get("modalities") or getattr(model, "modalities", ()))
     if not modalities:
         raise InputError(f"{args.checkpoint}: checkpoint does not say which inputs the model takes")
-    ds = ClipDataset(
-        frames=args.frames if "rgb" in modalities else (), flow=args.flow if "flow" in modalities else (),
-        modalities=modalities, split="test", mode="test", flow_length=int(data.get("flow_length", 10)),
-        crop_size=int(cfg.crop_size or data.get("crop_size", 224)), test_frames=cfg.frames, test_crops=cfg.crops,
-    )
-    names = list(ckpt.get("class_names") or ds.class_names)
-    if len(names) != ds.num_classes and ds.num_classes > len(names):
-        raise InputError(f"{args.checkpoint}: model knows {len(names)} classes, the shards have {ds.num_classes}")
     classes = read_classes(args.classes) if args.classes else None
-    loader = make_loader(ds, cfg.batch_size, cfg.workers, device)
-    print(f"twostream evaluate: {args.checkpoint}, {len(ds.videos)} test videos x {cfg.frames} frames x "
-          f"{cfg.crops} crops, device {device}", file=sys.stderr)
-    probs, logits = predict_videos(model, loader, device, amp=cfg.amp)
-    labels = ds.labels
-    metrics = compute_metrics(probs, labels, names, classes)
     name = Path(args.out).name
-    metrics.update({"model": name, "checkpoint": str(args.checkpoint), "protocol": asdict(cfg)})
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_h5(out / "scores.h5") as f:
-        create_dataset(f, "scores", data=probs.astype(np.float32))
-        create_dataset(f, "logits", data=logits.astype(np.float32))
-        create_dataset(f, "labels", data=labels.astype(np.int32))
-        create_dataset(f, "video_id", data=np.array(ds.videos["video_id"].tolist(), dtype=object).astype("S"))
-        create_dataset(f, "class_names", data=np.array(names, dtype=object).astype("S"))
-        write_provenance(f, "scores", asdict(cfg), model=name, checkpoint=str(args.checkpoint),
-                         spec=json.dumps(ckpt["spec"], sort_keys=True),
-                         train_config=json.dumps(ckpt.get("config", {}), sort_keys=True, default=str),
-                         modalities=json.dumps(list(modalities)))
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    for split in ("val", "test"):  # the same protocol on both; test last, as the final figure
+        ds = ClipDataset(
+            frames=args.frames if "rgb" in modalities else (), flow=args.flow if "flow" in modalities else (),
+            modalities=modalities, split=split, mode="test", flow_length=int(data.get("flow_length", 10)),
+            crop_size=int(cfg.crop_size or data.get("crop_size", 224)), test_frames=cfg.frames, test_crops=cfg.crops,
+        )
+        names = list(ckpt.get("class_names") or ds.class_names)
+        if len(names) != ds.num_classes and ds.num_classes > len(names):
+            raise InputError(f"{args.checkpoint}: model knows {len(names)} classes, the shards have {ds.num_classes}")
+        loader = make_loader(ds, cfg.batch_size, cfg.workers, device)
+        print(f"twostream evaluate: {args.checkpoint}, {len(ds.videos)} {split} videos x {cfg.frames} frames x "
+              f"{cfg.crops} crops, device {device}", file=sys.stderr)
+        probs, logits = predict_videos(model, loader, device, amp=cfg.amp)
+        labels = ds.labels
+        metrics = compute_metrics(probs, labels, names, classes)
+        metrics.update({"model": name, "split": split, "checkpoint": str(args.checkpoint), "protocol": asdict(cfg)})
+        scores_name, metrics_name = SCORE_FILES[split]
+        with atomic_h5(out / scores_name) as f:
+            create_dataset(f, "scores", data=probs.astype(np.float32))
+            create_dataset(f, "logits", data=logits.astype(np.float32))
+            create_dataset(f, "labels", data=labels.astype(np.int32))
+            create_dataset(f, "video_id", data=np.array(ds.videos["video_id"].tolist(), dtype=object).astype("S"))
+            create_dataset(f, "class_names", data=np.array(names, dtype=object).astype("S"))
+            write_provenance(f, "scores", asdict(cfg), model=name, split=split, checkpoint=str(args.checkpoint),
+                             spec=json.dumps(ckpt["spec"], sort_keys=True),
+                             train_config=json.dumps(ckpt.get("config", {}), sort_keys=True, default=str),
+                             modalities=json.dumps(list(modalities)))
+        with atomic_path(out / metrics_name) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        print(f"twostream evaluate: {name} {split} top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} "
+              f"mean class {metrics['mean_class_accuracy']:.3f}", file=sys.stderr)
     cm = confusion_matrix(probs.argmax(1), labels, len(names))
     plot_confusion(cm, names, out / "confusion.png", f"{name}: top-1 {metrics['top1']:.1%}")
-    print(f"twostream evaluate: {name} top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f} "
-          f"mean class {metrics['mean_class_accuracy']:.3f}", file=sys.stderr)
     return 0
 
 
@@ -180,7 +182,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", nargs="*", default=[], help="frames shards (for models taking rgb)")
     p.add_argument("--flow", nargs="*", default=[], help="flow shards (for models taking flow)")
     p.add_argument("--classes", default="", help="classes.csv (label,class_name,group) for per-group accuracy")
-    p.add_argument("--out", required=True, help="output folder: scores.h5, metrics.json, confusion.png")
+    p.add_argument("--out", required=True, help="output folder: scores.h5, metrics.json, val_scores.h5, val_metrics.json, confusion.png")
     add_params_arguments(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

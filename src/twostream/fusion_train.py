@@ -10,7 +10,8 @@ single-stream checkpoints, as in the papers, and fine-tuned on the training spli
 the settings of the ``fusion.train`` section. Each training item is a clip of T snippets
 at TSN segment positions, each an RGB frame with the flow stack around it: per-frame
 scores are averaged over the T = ``segments`` snippets (spatial, cross-stream fusion), or
-the T = ``pool3d_segments`` frames are merged by 3D pooling (``*_pool3d``). Late fusion
+the T = ``pool3d_segments`` frames are merged by 3D pooling (``*_pool3d``) or mixed by
+temporal convs (``st_*_time``). Late fusion
 (``late_*``) trains nothing: its checkpoint holds the two streams and an empty history.
 
 Writes ``OUT/checkpoint.pt`` (the dict of ``twostream.train``: ``spec``, ``model``,
@@ -38,7 +39,7 @@ from .data import ClipDataset
 from .engine import build_scheduler, fit, seed_everything, setup
 from .errors import InputError
 from .models import load_model
-from .models.fusion import LATE_METHODS, count_parameters, fuse_streams, parse_position
+from .models.fusion import LATE_METHODS, count_parameters, fuse_streams, parse_position, uses_clips
 from .train import add_output_arguments
 
 GRID_KEYS = ("grid", "table")  # fusion sections that are not training settings
@@ -62,11 +63,11 @@ class FusionTrainConfig:
     label_smoothing: float
     amp: bool
     segments: int  # snippets per clip and step for spatial, cross and late cells
-    pool3d_segments: int  # T snippets per clip for *_pool3d cells (3D pooling over T needs T >= 2)
+    pool3d_segments: int  # T snippets per clip for *_pool3d and st_*_time cells (mixing over T needs T >= 2)
     crop_size: int  # 0: the streams' crop size
     scales: list[float]
     flip: bool
-    val_frames: int  # 0: no validation pass per epoch (the evaluate stage measures)
+    val_frames: int  # 0: no validation pass per epoch (the evaluate stage scores the val split)
     workers: int
     bilinear_dim: int
     conv_init: list[float]
@@ -153,14 +154,14 @@ def main(args: argparse.Namespace) -> int:
     if epochs:
         data_kw = dict(frames=[str(p) for p in args.frames or []], flow=[str(p) for p in args.flow or []],
                        modalities=("rgb", "flow"), flow_length=flow_length, crop_size=crop_size)
-        segments = cfg.pool3d_segments if method.endswith("_pool3d") else cfg.segments
+        segments = cfg.pool3d_segments if uses_clips(method) else cfg.segments
         train_ds = ClipDataset(split="train", mode="train", segments=segments, scales=cfg.scales,
                                flip=cfg.flip, seed=seed, **data_kw)
         if train_ds.num_classes != model.num_classes:
             raise InputError(f"{args.frames[0]}: shards have {train_ds.num_classes} classes, the streams "
                              f"{model.num_classes}")
         if cfg.val_frames:
-            val_ds = ClipDataset(split="test", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
+            val_ds = ClipDataset(split="val", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
 
     def forward(net: nn.Module, batch: dict) -> torch.Tensor:
         """Clips {"rgb": (B, T, 3, S, S), "flow": (B, T, 2L, S, S)}: the fused network merges the T snippets."""

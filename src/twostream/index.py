@@ -6,7 +6,8 @@ Columns (``INDEX_COLUMNS``):
                 root (so relative paths resolve from the working directory, like root)
     label       0-based class index
     class_name  class name as in the dataset
-    split       ``train`` or ``test``
+    split       ``train``, ``val`` (validation: choosing settings, per-epoch accuracy) or ``test``
+                (final tables only); see ``twostream.datasets``
 Shards are assigned round-robin over the index sorted by video_id, so every shard
 holds a similar mix of classes and sizes.
 """

@@ -29,7 +29,7 @@ the main run (``results/models/rgb``): same data order, seed and schedule.
   maximisation contains the mark), ``quirk_absent_in_clean`` (clean model: it does not),
   ``quirk_located`` (the blind detector finds the planted place; the clean model's row is
   the false-positive control, expected to fail), in the layout of the visualize stage's
-  table plus ``ci_low``/``ci_high``; ``verification_runs.csv`` one row per run.  The
+  table (``visualize/verdicts.py``: rate with its Wilson interval ``lo``/``hi``); ``verification_runs.csv`` one row per run.  The
   quirked model's runs must pass the visualize stage's gate (else inconclusive); the clean
   model's are judged whether or not they pass it, since a class whose cause the stream cannot
   see never gets a confident input from the clean model (its gate results are kept);
@@ -64,11 +64,14 @@ from .errors import InputError
 from .evaluate import EvalConfig
 from .models import load_model
 from .store import FrameShard, atomic_h5, atomic_path, create_dataset, write_provenance
-from .visualize import verify as V
+from .visualize import judges
+from .visualize import verify_runs as V
+from .visualize.causes import ClassFactors, read_classes
 from .visualize.quirk_detect import Cue, cue_measure, detect
 from .visualize.render import Preprocess
 from .visualize.stage import make_config as vis_config
 from .visualize.stage import model_info, verify_settings
+from .visualize.verdicts import check_row
 
 KINDS = ("mark",)
 # the two models of the experiment and their names in the verification tables
@@ -319,22 +322,15 @@ def _located_rows(role: str, q: int, imgs: np.ndarray, gated: Sequence[bool], kn
 
 def _summary_row(model: str, role: str, check: str, statuses: Sequence[str], expected: str,
                  min_pass_rate: float) -> dict:
-    n = len(statuses)
-    k = sum(s == "pass" for s in statuses)
-    inc = sum(s == "inconclusive" for s in statuses)
-    rate = k / n if n else 0.0
-    ok = bool(n and rate >= min_pass_rate)
-    lo, hi = wilson(k, n)
-    return dict(model=model, role=role, check=check, runs=n, passes=k, inconclusive=inc, pass_rate=round(rate, 4),
-                **{"pass": ok}, expected=expected, as_expected=(ok == (expected == "pass")),
-                ci_low=round(lo, 4), ci_high=round(hi, 4))
+    """A row of verification.csv in the visualize stage's layout (no null rate: nan)."""
+    return check_row(model, role, check, statuses, expected, min_pass_rate)
 
 
 def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkConfig, log=lambda m: None):
     """Render the quirked class's unit on each model (verification seeds x penalties) and
     judge: returns (verification rows, run rows, images by role: (n_settings, n_seeds, H, W, 3))."""
     q = int(gt["label"])
-    cls = next((c for c in classes if c.label == q), None) or V.ClassFactors(q, gt["class_name"], "unknown")
+    cls = next((c for c in classes if c.label == q), None) or ClassFactors(q, gt["class_name"], "unknown")
     known = [c for c in (cls.colour, cls.moving_colour, cls.still_colour) if c is not None]
     cue = cue_of(gt)
     tol = float(qcfg.tolerance or vcfg.jitter)
@@ -352,7 +348,7 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
         gated = []
         for i in range(len(seeds)):
             prob = V.group_probability(r, i, cls, classes) if classes else float(r.probabilities[i, q])
-            gated.append(V.gate(prob, imgs[i], None, th, ("rgb",)))
+            gated.append(judges.gate(prob, imgs[i], None, th, ("rgb",)))
         images[role] = imgs.reshape(n_set, n_seed, *imgs.shape[1:])
         done[role] = (seeds, n_seed, gated, judge_runs(imgs, cue, tol), r.objective)
         log(f"{role}: {len(seeds)} class-unit visualizations rendered")
@@ -437,8 +433,8 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
                        f"higher at the place in {int((mine.cue_at_place > mine.cue_elsewhere).sum())} of {len(mine)} "
                        "runs."))
         lines.append(f"The quirked model's {cls} unit, optimised from {int(shown.runs)} seeds and penalty settings, "
-                     f"shows the mark in {int(shown.passes)} runs (pass rate {_pct(shown.pass_rate)}, 95% CI "
-                     f"{_pct(shown.ci_low)}–{_pct(shown.ci_high)}; {int(shown.inconclusive)} inconclusive at the gate): "
+                     f"shows the mark in {int(shown.passes)} runs (pass rate {_pct(shown.rate)}, 95% CI "
+                     f"{_pct(shown.lo)}–{_pct(shown.hi)}; {int(shown.inconclusive)} inconclusive at the gate): "
                      + ("the visualization shows the quirk." if shown["pass"] else
                         "below the required pass rate, so the visualization does not show the quirk reliably.")
                      + corr)
@@ -447,8 +443,8 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
         clean = runs[(runs.model == "clean") & (runs.check == "quirk_absent_in_clean")]
         gated = int(clean.get("gate", pd.Series(dtype=bool)).astype(bool).sum()) if "gate" in clean else 0
         prob = float(clean.prob.mean()) if "prob" in clean and len(clean) else float("nan")
-        text = (f"The clean model's {cls} unit has no mark at the planted place in {k} of {n} runs (95% CI {_pct(absent.ci_low)}–"
-                f"{_pct(absent.ci_high)}); {gated} of its runs pass the gate (mean class probability within the group "
+        text = (f"The clean model's {cls} unit has no mark at the planted place in {k} of {n} runs (95% CI {_pct(absent.lo)}–"
+                f"{_pct(absent.hi)}); {gated} of its runs pass the gate (mean class probability within the group "
                 f"{prob:.2f})")
         text += (": the clean model shows none of it." if absent["pass"] else
                  ": the mark measure also finds the mark in the clean model's visualization.")
@@ -524,7 +520,7 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
     vcfg = vis_config(sections.get("visualize"))
     torch.set_num_threads(max(1, int(args.threads or 1)))
     gt = read_truth(args.truth)
-    classes = V.read_classes(args.classes) if args.classes else []
+    classes = read_classes(args.classes) if args.classes else []
     models = {}
     for role, path in (("quirked", args.quirked), ("clean", args.clean)):
         try:

@@ -3,7 +3,8 @@
 * ``read_classes(path)``: the dataset's ``classes.csv`` (written by ``twostream synth`` and
   the dataset adapters): one row per class with ``label``, ``class_name``, ``group`` and the
   generating factors, as strings (``label`` an int), sorted by label.
-* ``read_scores(path)``: an evaluate stage's ``scores.h5``: ``scores`` (videos, classes),
+* ``read_scores(path)``: an evaluate stage's ``scores.h5`` (test split) or ``val_scores.h5``
+  (validation split; names per split: ``SCORE_FILES``): ``scores`` (videos, classes),
   ``logits``, ``labels``, ``video_id``, ``class_names`` and the file's attributes.
 
 Errors are one line naming the file (:class:`~twostream.errors.InputError`).
@@ -22,6 +23,8 @@ from .errors import InputError
 from .store import checked_read
 
 CLASS_COLUMNS = ("label", "class_name", "group")
+# the evaluate stage's files in results/eval/<model>/, per split (test: the final tables; val: choosing)
+SCORE_FILES = {"test": ("scores.h5", "metrics.json"), "val": ("val_scores.h5", "val_metrics.json")}
 
 
 def read_classes(path: str | Path) -> pd.DataFrame:

@@ -26,8 +26,9 @@ Checkpoint dict (``checkpoint.pt`` and ``resume.pt``): ``spec`` (rebuilds the mo
 
 Each snippet of the K TSN segments is scored and the K logits are averaged (segmental
 consensus) before the cross-entropy. The validation accuracy after each epoch uses the
-test split with ``val_frames`` uniformly spaced centre crops per video; it is reported,
-never used to pick weights (the final weights are those of the last epoch).
+validation split (``val``: never the test split) with ``val_frames`` uniformly spaced centre
+crops per video; it is reported, never used to pick weights (the final weights are those of
+the last epoch).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
                    modalities=(stream,), flow_length=cfg.flow_length, crop_size=cfg.crop_size)
     train_ds = ClipDataset(split="train", mode="train", segments=cfg.segments, scales=cfg.scales,
                            flip=cfg.flip, seed=cfg.seed, **data_kw)
-    val_ds = ClipDataset(split="test", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
+    val_ds = ClipDataset(split="val", mode="test", test_frames=cfg.val_frames, test_crops=1, **data_kw)
 
     seed_everything(cfg.seed)
     model = stream_model(stream, train_ds.num_classes, arch=cfg.arch, flow_length=cfg.flow_length,

@@ -166,7 +166,34 @@ def vis_section():
         for k, v in (config.get("visualize") or {}).items()
         if k not in ("models", "control")
     }
+    if isinstance(sec.get("verify"), dict):  # verify.models, verify.untrained name jobs
+        sec["verify"] = {
+            k: v for k, v in sec["verify"].items() if k not in ("models", "untrained")
+        }
     return json.dumps(sec, sort_keys=True)
+
+
+def verify_only_models():
+    """Trained cells verified without pictures: visualize.verify.models less vis_models()."""
+    v = (config.get("visualize") or {}).get("verify") or {}
+    if not v.get("enabled", True) or not classes_csv():
+        return []
+    wanted = v.get("models", "all")
+    models = ablation_models() if wanted == "all" else list(wanted)
+    return [m for m in dict.fromkeys(models) if m not in vis_models()]
+
+
+def untrained_models():
+    """The cell whose untrained architecture is the second control (visualize.verify.untrained)."""
+    v = (config.get("visualize") or {}).get("verify") or {}
+    cell = v.get("untrained", "")
+    return [cell] if cell and v.get("enabled", True) and classes_csv() else []
+
+
+def verified_dirs():
+    return [f"results/visualization/verified/{m}" for m in verify_only_models()] + [
+        f"results/visualization/untrained/{m}" for m in untrained_models()
+    ]
 
 
 # --- the planted quirk (rules in quirk.smk) ---

@@ -1,8 +1,9 @@
 # Rules for the evaluate stage.
 #
 # evaluate: one job per trained model (rgb, flow, fusion-...) ->
-# results/eval/{model}/scores.h5, metrics.json, confusion.png, with the test protocol of
-# the `evaluate:` section. The model is rebuilt from its checkpoint, whatever its kind.
+# results/eval/{model}/scores.h5, metrics.json, confusion.png (test split: the final tables)
+# and val_scores.h5, val_metrics.json (validation split: for choosing settings), with the
+# test protocol of the `evaluate:` section. The model is rebuilt from its checkpoint, whatever its kind.
 # Models named rgb read frames shards, flow flow shards, any other (fused) model both.
 # Per-group accuracy needs <dataset root>/classes.csv (label, class_name, group): the
 # synthetic dataset writes it; for other datasets it is used when present.
@@ -16,6 +17,8 @@ rule evaluate:
     output:
         scores="results/eval/{model}/scores.h5",
         metrics="results/eval/{model}/metrics.json",
+        val_scores="results/eval/{model}/val_scores.h5",
+        val_metrics="results/eval/{model}/val_metrics.json",
         confusion=report(
             "results/eval/{model}/confusion.png",
             caption="../report/confusion.rst",

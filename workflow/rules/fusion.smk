@@ -49,6 +49,7 @@ rule train_fusion:
 rule ablation_table:
     input:
         scores=expand("results/eval/{model}/scores.h5", model=ablation_models()),
+        val_scores=expand("results/eval/{model}/val_scores.h5", model=ablation_models()),
         checkpoints=expand(
             "results/models/{model}/checkpoint.pt", model=ablation_models()
         ),

@@ -8,6 +8,7 @@ if config["dataset"]["kind"] == "synthetic":
         output:
             classind=f"{config['dataset']['root']}/classInd.txt",
             trainlist=f"{config['dataset']['root']}/trainlist01.txt",
+            vallist=f"{config['dataset']['root']}/vallist01.txt",
             testlist=f"{config['dataset']['root']}/testlist01.txt",
             classes=f"{config['dataset']['root']}/classes.csv",
             videos=f"{config['dataset']['root']}/videos.csv",

@@ -8,6 +8,12 @@
 # dataset's classes.csv (its generating factors); without it only the pictures and the
 # summary are made. params.cfg leaves out the model lists, so adding a model to
 # visualize.models runs only that model's job (and the collect step).
+# verify_model: the checks alone (visualize.verify.other_seeds seeds) of every other
+# trained cell of visualize.verify.models (all: the streams and every fusion cell) ->
+# results/visualization/verified/{model}/verification.csv, verification_runs.csv.
+# verify_untrained: the checks of visualize.verify.untrained's architecture from a fixed
+# random init (the second negative control, verify.seeds seeds) ->
+# results/visualization/untrained/{model}/.
 # visualize_summary: every model's tables -> results/visualization/summary.csv and
 # verification.csv.
 
@@ -70,6 +76,64 @@ rule visualize:
         " > {log} 2>&1"
 
 
+rule verify_model:
+    input:
+        checkpoint="results/models/{model}/checkpoint.pt",
+        classes=classes_csv(),
+    output:
+        verification="results/visualization/verified/{model}/verification.csv",
+        runs="results/visualization/verified/{model}/verification_runs.csv",
+    log:
+        "logs/visualize/verified/{model}.log",
+    benchmark:
+        "benchmarks/visualize/verified/{model}.tsv"
+    wildcard_constraints:
+        model=r"[A-Za-z0-9_.+-]+",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        cfg=vis_section(),
+        code=code_hash("visualize"),
+        out=lambda wc: f"results/visualization/verified/{wc.model}",
+    shell:
+        "twostream visualize --verify-only --checkpoint {input.checkpoint} --classes {input.classes}"
+        " --name {wildcards.model} --out {params.out} --params {params.cfg:q} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule verify_untrained:
+    input:
+        checkpoint="results/models/{model}/checkpoint.pt",
+        classes=classes_csv(),
+    output:
+        verification="results/visualization/untrained/{model}/verification.csv",
+        runs="results/visualization/untrained/{model}/verification_runs.csv",
+    log:
+        "logs/visualize/untrained/{model}.log",
+    benchmark:
+        "benchmarks/visualize/untrained/{model}.tsv"
+    wildcard_constraints:
+        model=r"[A-Za-z0-9_.+-]+",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        cfg=vis_section(),
+        code=code_hash("visualize"),
+        out=lambda wc: f"results/visualization/untrained/{wc.model}",
+    shell:
+        "twostream visualize --untrained --checkpoint {input.checkpoint} --classes {input.classes}"
+        " --name {wildcards.model}-untrained --out {params.out} --params {params.cfg:q}"
+        " --threads {threads} > {log} 2>&1"
+
+
 rule visualize_summary:
     input:
         summaries=expand(
@@ -78,6 +142,7 @@ rule visualize_summary:
         verifications=expand(
             "results/visualization/{model}/verification.csv", model=vis_models()
         ),
+        verified=expand("{d}/verification.csv", d=verified_dirs()),
         quirk=expand("{d}/verification.csv", d=quirk_dirs()),
     output:
         summary="results/visualization/summary.csv",
@@ -96,7 +161,8 @@ rule visualize_summary:
         dirs=" ".join(
             [f"results/visualization/{m}" for m in vis_models()] + quirk_dirs()
         ),
+        verified=" ".join(verified_dirs()),
         code=code_hash("visualize"),
     shell:
-        "twostream visualize --collect {params.dirs} --summary {output.summary}"
-        " --verification {output.verification} > {log} 2>&1"
+        "twostream visualize --collect {params.dirs} --verified {params.verified}"
+        " --summary {output.summary} --verification {output.verification} > {log} 2>&1"

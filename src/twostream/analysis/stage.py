@@ -8,7 +8,7 @@ findings.untrained_seed)``). It writes into ``--out`` (results/visualization/{mo
 
 ``units.csv``
     one row per (network, layer, unit): the unit's kind from its class profile on test clips
-    (``units.py``; the test-clip activations are ``visualize.stage.test_statistics``, with the
+    (``units.py``; the test-clip activations are ``visualize.stage.clip_statistics``, with the
     ``visualize`` settings ``test_clips_per_class``, ``test_frames`` and ``where``);
 ``invariance.csv``
     one row per (network, layer, factor): the mean invariance index over units with its 95% t
@@ -44,10 +44,10 @@ from ..datasets.synthetic import DIRECTIONS, class_table
 from ..datasets.synthetic import make_config as synth_config
 from ..models import load_model
 from ..store import FlowShard
-from ..visualize import verify as V
+from ..visualize import judges as V
 from ..visualize.objectives import OUTPUT
 from ..visualize.render import Preprocess, Probe
-from ..visualize.stage import SPATIAL, _reduce, default_layers, model_info, selectivity, test_statistics, visualize_layers
+from ..visualize.stage import SPATIAL, _reduce, default_layers, model_info, selectivity, clip_statistics, visualize_layers
 from ..visualize.stage import make_config as vis_config
 from . import findings as F
 from . import invariance as INV
@@ -126,7 +126,7 @@ def depth_of(layer: str, model: torch.nn.Module) -> float:
 def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df, fcfg: FindingsConfig,
               model_name: str, depth: dict) -> pd.DataFrame:
     """units.csv rows of one network: every unit's kind from its class profile on test clips."""
-    stats = test_statistics(model, info, layers, frames, flow, vcfg)
+    stats = clip_statistics(model, info, layers, frames, flow, vcfg, split="test")
     if stats is None:
         raise InputError("findings needs the test shards of the model's inputs (--frames / --flow)")
     factors = UN.factor_sets(classes_df) if classes_df is not None else {}

@@ -1,4 +1,5 @@
-"""Intervals of the analysis tables (scipy): a rate's Wilson interval, a mean's t interval."""
+"""Intervals and tests of the analysis tables (scipy): a rate's Wilson interval and exact binomial
+test, a mean's t interval."""
 
 from __future__ import annotations
 
@@ -51,3 +52,13 @@ def difference_interval(ma: float, sa: float, na: int, mb: float, sb: float, nb:
     df = (va + vb) ** 2 / ((va**2) / (na - 1) + (vb**2) / (nb - 1))
     half = float(t.ppf(0.5 + level / 2, df) * se)
     return d, d - half, d + half
+
+
+def binomial_p(k: int, n: int, p0: float, alternative: str = "greater") -> float:
+    """Exact binomial test of k successes in n trials against the rate ``p0`` (nan when n = 0
+    or p0 is not a rate); ``alternative``: greater | less | two-sided."""
+    from scipy.stats import binomtest
+
+    if n <= 0 or not np.isfinite(p0) or not 0.0 <= p0 <= 1.0:
+        return float("nan")
+    return float(binomtest(int(k), int(n), float(p0), alternative=alternative).pvalue)

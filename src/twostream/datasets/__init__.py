@@ -6,11 +6,17 @@ with the video's place under it, so it resolves like ``root`` does (relative to 
 working directory unless ``root`` is absolute).
 
 Kinds (``dataset.kind``):
-    synthetic   the generated dataset (UCF101 layout, split 1); adds the columns of
-                ``<root>/classes.csv`` (e.g. ``group``) keyed by class_name
+    synthetic   the generated dataset (UCF101 layout, split 1, plus vallist01.txt); adds the
+                columns of ``<root>/classes.csv`` (e.g. ``group``) keyed by class_name
     ucf101      classInd.txt + trainlist0k.txt / testlist0k.txt
     hmdb51      <class>_test_split<k>.txt with tags 1 train / 2 test / 0 unused
     folder      <root>/<class>/<video>, a deterministic per-class ratio split
+
+Splits: ``train``, ``val`` and ``test``. The test split is the dataset's own (official lists,
+the synthetic test groups, the folder ratio split) and is scored only for the final tables;
+``val`` is the synthetic dataset's validation list, or for the real kinds a deterministic
+group-wise hold-out of ``dataset.val_ratio`` of the training list (``holdout.py``), on which
+per-epoch validation runs and settings are chosen.
 
 ``twostream index --params JSON --out results/index.csv`` also writes
 ``results/index.json`` (the dataset settings and counts) that the decode stage
@@ -29,6 +35,8 @@ from ..config import ConfigError, add_params_arguments, from_dict, section_from_
 from ..errors import InputError
 from ..index import INDEX_COLUMNS, write_index
 from . import hmdb51, ucf101
+from ._common import sort_index
+from .holdout import hold_out
 
 KINDS = ("synthetic", "ucf101", "hmdb51", "folder")
 
@@ -41,30 +49,39 @@ class DatasetConfig:
     root: str
     split: int
     test_ratio: float
+    val_ratio: float  # real kinds: share of the training list held out for validation (holdout.py)
     splits_dir: str  # "" = the split files lie in root
 
 
 
 def build_index(
-    kind: str, root: str | Path, split: int = 1, test_ratio: float = 0.3, splits_dir: str | Path | None = None
+    kind: str,
+    root: str | Path,
+    split: int = 1,
+    test_ratio: float = 0.3,
+    splits_dir: str | Path | None = None,
+    val_ratio: float = 0.15,
 ) -> pd.DataFrame:
-    """The video index of a dataset on disk (columns INDEX_COLUMNS, plus extras for synthetic)."""
+    """The video index of a dataset on disk (columns INDEX_COLUMNS, plus extras for synthetic);
+    splits train, val and test (module doc)."""
     root = Path(root)
     sdir = Path(splits_dir) if splits_dir else None
     if kind in ("synthetic", "ucf101", "hmdb51") and not root.is_dir():
         raise InputError(f"{root}: dataset folder does not exist")
     if kind == "synthetic":
-        df = ucf101.build(root, 1, sdir)
+        df = ucf101.build(root, 1, sdir, val_list=True)
         return _add_class_columns(df, (sdir or root) / "classes.csv")
     if kind == "ucf101":
-        return ucf101.build(root, int(split), sdir)
-    if kind == "hmdb51":
-        return hmdb51.build(root, int(split), sdir)
-    if kind == "folder":
+        df = ucf101.build(root, int(split), sdir)
+    elif kind == "hmdb51":
+        df = hmdb51.build(root, int(split), sdir)
+    elif kind == "folder":
         from . import folder  # deferred: folder imports OpenCV; only folder datasets need it
 
-        return folder.build(root, float(test_ratio))
-    raise ConfigError(f"dataset.kind: {kind!r} is not one of {', '.join(KINDS)}")
+        df = folder.build(root, float(test_ratio))
+    else:
+        raise ConfigError(f"dataset.kind: {kind!r} is not one of {', '.join(KINDS)}")
+    return sort_index(hold_out(df, kind, float(val_ratio)))
 
 
 def split_files(dataset: dict) -> list[str]:
@@ -77,7 +94,8 @@ def split_files(dataset: dict) -> list[str]:
     kind = dataset.get("kind", "synthetic")
     k = int(dataset.get("split", 1))
     if kind == "synthetic":
-        return [str(root / n) for n in ("classInd.txt", "trainlist01.txt", "testlist01.txt", "classes.csv")]
+        return [str(root / n) for n in ("classInd.txt", "trainlist01.txt", "vallist01.txt", "testlist01.txt",
+                                        "classes.csv")]
     if kind == "ucf101":
         return [str(sdir / n) for n in ("classInd.txt", f"trainlist{k:02d}.txt", f"testlist{k:02d}.txt")]
     if kind == "hmdb51":
@@ -116,13 +134,14 @@ def run(args: argparse.Namespace) -> int:
 
     for out in (args.out, args.meta or Path(args.out).with_suffix(".json")):  # fail before any work
         check_output(out)
-    df = build_index(cfg.kind, cfg.root, cfg.split, cfg.test_ratio, cfg.splits_dir or None)
+    df = build_index(cfg.kind, cfg.root, cfg.split, cfg.test_ratio, cfg.splits_dir or None, cfg.val_ratio)
     write_index(df, args.out)
     meta = {
         "dataset": to_dict(cfg),
         "n_videos": int(len(df)),
         "n_classes": int(df["label"].nunique()),
         "n_train": int((df["split"] == "train").sum()),
+        "n_val": int((df["split"] == "val").sum()),
         "n_test": int((df["split"] == "test").sum()),
     }
     from ..store import atomic_path  # deferred: store imports h5py; the workflow imports this package at start
@@ -131,6 +150,6 @@ def run(args: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     print(
         f"index: {meta['n_videos']} videos, {meta['n_classes']} classes "
-        f"({meta['n_train']} train, {meta['n_test']} test) -> {args.out}"
+        f"({meta['n_train']} train, {meta['n_val']} val, {meta['n_test']} test) -> {args.out}"
     )
     return 0

@@ -67,7 +67,7 @@ def check_exist(df: pd.DataFrame, root: Path) -> None:
 
 
 def finish_index(df: pd.DataFrame, root: Path, lists: dict[str, str] | None = None) -> pd.DataFrame:
-    """Index columns in order, paths joined to ``root``, rows sorted by split then video_id.
+    """Index columns in order, paths joined to ``root``, rows sorted by split (train, val, test) then video_id.
 
     ``lists`` names, per split, what lists its videos (a split file, a folder), for the
     error when a split has no video.
@@ -86,5 +86,13 @@ def finish_index(df: pd.DataFrame, root: Path, lists: dict[str, str] | None = No
                 f"{p}: '{{' or '}}' in the path; Snakemake reads them as wildcards and cannot use this file "
                 "(rename it)"
             )
-    df = df.sort_values(["split", "video_id"], ascending=[False, True], kind="stable")
-    return df[INDEX_COLUMNS].reset_index(drop=True)
+    return sort_index(df[INDEX_COLUMNS])
+
+
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+def sort_index(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by split (train, val, test) then video_id; a fresh 0..n-1 index."""
+    order = df["split"].map(SPLIT_ORDER).fillna(len(SPLIT_ORDER))
+    return df.assign(_o=order).sort_values(["_o", "video_id"], kind="stable").drop(columns="_o").reset_index(drop=True)

@@ -6,8 +6,11 @@ Layout::
     <splits_dir>/classInd.txt        "1 ApplyEyeMakeup"            (1-based label, class)
     <splits_dir>/trainlist01.txt     "ApplyEyeMakeup/v_..._g08_c01.avi 1"
     <splits_dir>/testlist01.txt      "ApplyEyeMakeup/v_..._g01_c01.avi"
+    <splits_dir>/vallist01.txt       as trainlist01.txt: the synthetic dataset's validation split
 
-The synthetic dataset is written in this layout (split 1 only) and read by this adapter.
+The synthetic dataset is written in this layout (split 1 only, plus ``vallist01.txt``) and read by
+this adapter. UCF101 itself has no validation list: ``twostream.datasets.holdout`` takes one from the
+training list.
 """
 
 from __future__ import annotations
@@ -76,14 +79,19 @@ def _read_list(path: Path, classes: dict[str, int], split: str) -> list[dict]:
     return rows
 
 
-def build(root: Path, split: int, splits_dir: Path | None = None) -> pd.DataFrame:
+def build(root: Path, split: int, splits_dir: Path | None = None, val_list: bool = False) -> pd.DataFrame:
+    """The index of split ``split``; ``val_list``: also read ``vallist0k.txt`` (trainlist format) as
+    the validation split (the synthetic dataset writes one; UCF101 has none)."""
     splits_dir = splits_dir or root
     if split not in (1, 2, 3):
         raise InputError(f"UCF101 has splits 1, 2, 3; got split {split}")
     classes = read_class_index(splits_dir / "classInd.txt")
     lists = {"train": str(splits_dir / f"trainlist{split:02d}.txt"), "test": str(splits_dir / f"testlist{split:02d}.txt")}
-    rows = _read_list(Path(lists["train"]), classes, "train")
-    rows += _read_list(Path(lists["test"]), classes, "test")
+    if val_list:
+        lists["val"] = str(splits_dir / f"vallist{split:02d}.txt")
+    rows = []
+    for name, path in lists.items():
+        rows += _read_list(Path(path), classes, name)
     df = pd.DataFrame(rows)
     check_exist(df, root)
     return finish_index(df, root, lists)

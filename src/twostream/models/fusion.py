@@ -12,10 +12,16 @@ method              position                    what it builds
 ``sum``             a stage (``res2``..         ``a + m`` after that stage of both towers; the
                     ``res5``, ``pool``)         appearance tower's later stages continue.
 ``max``             a stage                     element-wise ``max(a, m)``
-``concat``          a stage                     ``[a, m]`` stacked, then a 1x1 conv back to
-                                                ``C`` channels (random init)
-``conv``            a stage                     ``[a, m]`` stacked, then a 1x1 conv initialised
-                                                as ``a + m`` (the paper's conv fusion)
+``concat``          a stage                     ``[a, m]`` stacked (2C channels); the layer
+                                                after the fusion point is widened to take 2C
+                                                (its motion half starts as a copy of its
+                                                appearance half: at init it equals ``sum``)
+``concat_project``  a stage                     ``[a, m]`` stacked, then a randomly
+                                                initialised 1x1 conv back to C channels
+``conv``            a stage                     ``ReLU(W [a, m] + b)``, a 1x1 conv initialised
+                                                as ``a + m`` (the paper's conv fusion, ReLU as
+                                                in the authors' code)
+``conv_linear``     a stage                     the same 1x1 conv without the ReLU
 ``bilinear``        a stage                     pooled outer product ``sum_xy a m^T`` (signed
                                                 sqrt, L2), then a new linear classifier
 ``bilinear_reduced``a stage                     the same after 1x1 projections of both inputs
@@ -23,14 +29,26 @@ method              position                    what it builds
 ``<m>_pool3d``      a stage                     spatial method ``<m>`` (sum/max/concat/conv)
                                                 per frame, then 3D max pooling over the ``T``
                                                 frames of a sample ("2D conv + 3D pool")
-``conv3d_pool3d``   a stage                     3x3x3 (``conv3d_kernel``) conv fusion over T,
-                                                initialised as ``a + m`` times a temporal
-                                                Gaussian, then 3D pooling
-``st_add``          stages joined by ``+``      ST-ResNet: after each listed stage the motion
-                    (``res2+res3``)             features enter the appearance tower,
-                                                ``a <- a + g(m)``; ``g`` is a 1x1 conv
-                                                initialised to zero; scores of both towers sum
-``st_mul``          stages joined by ``+``      multiplier network: ``a <- a * (1 + g(m))``
+``conv3d_pool3d``   a stage                     ReLU of a 3x3x3 (``conv3d_kernel``) conv fusion
+                                                over T, initialised as ``a + m`` times a
+                                                temporal Gaussian, then 3D pooling
+``st_add``          stages of res2..res5 joined ST-ResNet (NIPS 2016, eq. of the cross-stream
+                    by ``+`` (``res2+res3``)    residual unit): for each listed stage ``s`` the
+                                                motion activation after the first residual unit
+                                                of ``s`` (``res{s}a``) is added, unweighted, to
+                                                the *residual branch* input of the appearance
+                                                unit that follows it:
+                                                ``x_{l+1} = ReLU(F(x^a_l + m_l) + shortcut(ReLU
+                                                x^a_l))``, ``x^a_l`` the appearance unit's sum
+                                                before its ReLU, ``m_l`` the motion unit's
+                                                output; the shortcut (trunk) is untouched.
+                                                Both towers' class scores are summed.
+``st_mul``          same                        multiplier network (CVPR 2017): the branch
+                                                input is ``x^a_l * m_l`` instead
+``st_add_time``,    same                        the same, with a learnable temporal conv
+``st_mul_time``                                 (kernel 3 in time, 1x1 in space, C -> C,
+                                                initialised as the identity in time) on the
+                                                branch input, over the T frames of a clip
 ``late_mean``       ``softmax``                 average of the two softmax scores
 ``late_weighted``   ``softmax``                 weighted average (``late_weights``)
 ``late_geometric``  ``softmax``                 geometric mean of the softmax scores
@@ -41,12 +59,15 @@ then kept to its classifier and its class scores are added to the fused network'
 the paper's "ReLU5 + FC8" (fusion at a conv layer *and* at the prediction layer, CVPR
 2016 Fig. 4 and Table 2).
 
-Position ``s`` always means "after stage ``s``" (output of ``s``); the ST-ResNet
-connections at the start of res2..res5 are therefore positions ``conv1+res2+res3+res4``.
+Position ``s`` always means "after stage ``s``" (output of ``s``). For ``st_*`` it names
+the stage whose first unit sends: the authors' ``fusionLayer`` ``res2a``..``res5a`` are
+``res2+res3+res4+res5``; in a one-unit stage (the ``small`` backbone) the receiving unit
+is the first unit of the next stage, so ``res5`` then needs ``blocks[3] >= 2``.
 Spatial fusion keeps the appearance tower after the fusion point and drops the
 motion tower's later stages ("fusion injects the temporal stream into the spatial
 one", as in the authors' code), so its parameter count is one tower plus the
-motion tower's early stages plus the fusion layer.
+motion tower's early stages plus the fusion layer (``concat``: plus the widening of
+the next layer).
 
 A fused network takes ``rgb (B, T, 3, H, W)`` and ``flow (B, T, 2L, H, W)`` (T frames
 of one clip, each with its flow stack) and returns class scores ``(B, K)``:
@@ -63,15 +84,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError
-from .resnet import STAGES
+from .resnet import STAGES, ResNet
 from .streams import build_stream
 
-SPATIAL_METHODS = ("sum", "max", "concat", "conv", "bilinear", "bilinear_reduced")
+SPATIAL_METHODS = ("sum", "max", "concat", "concat_project", "conv", "conv_linear", "bilinear", "bilinear_reduced")
 POOL3D_BASES = ("sum", "max", "concat", "conv", "conv3d")
-CROSS_METHODS = ("st_add", "st_mul")
+TIME_SUFFIX = "_time"  # st_* with temporal convs on the injected branch input
+CROSS_METHODS = ("st_add", "st_mul", "st_add" + TIME_SUFFIX, "st_mul" + TIME_SUFFIX)
+CROSS_STAGES = ("res2", "res3", "res4", "res5")  # stages whose first unit may send (res2a..res5a)
 LATE_METHODS = ("late_mean", "late_weighted", "late_geometric")
 LATE_POSITION = "softmax"
 KEEP_MOTION_SUFFIX = "+fc"  # spatial position suffix: keep the motion tower, sum both scores
+
+
+def uses_clips(method: str) -> bool:
+    """Whether a method mixes the T frames of a training clip (3D pooling, temporal convs):
+    such cells train on ``pool3d_segments`` snippets per clip."""
+    return method.endswith(("_pool3d", TIME_SUFFIX))
 
 
 def known_methods() -> list[str]:
@@ -119,17 +148,31 @@ class MaxFusion(nn.Module):
 
 
 class ConcatFusion(nn.Module):
-    """Stack channels and map back to ``out_channels`` with a 1x1 conv.
+    """``[a, m]`` stacked on channels (2C); the layer after it takes 2C (``widen_after``)."""
 
-    ``init="random"`` (Kaiming, the ``concat`` method) or ``init="sum"`` (the paper's
-    conv fusion: the filter bank starts as ``weights[0] * a + weights[1] * m``, which
-    needs equal channel counts).
+    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        a, vec = _as_map(a)
+        m, _ = _as_map(m)
+        if a.shape[-2:] != m.shape[-2:]:
+            raise ValueError(f"concat fusion needs equal map sizes, got {tuple(a.shape)} and {tuple(m.shape)}")
+        return _back(torch.cat([a, m], dim=1), vec)
+
+
+class ConvFusion(nn.Module):
+    """Stack channels and map back to ``out_channels`` with a 1x1 conv, then ReLU (``relu``).
+
+    ``init="sum"`` (the paper's conv fusion, methods ``conv`` and ``conv_linear``): the
+    filter bank starts as ``weights[0] * a + weights[1] * m`` (needs equal channel counts).
+    With non-negative weights and post-ReLU inputs (every stage output is one), the ReLU
+    passes that start unchanged: ``ReLU(a + m) = a + m``. ``init="random"`` (Kaiming, the
+    ``concat_project`` method, no ReLU).
     """
 
-    def __init__(self, ca: int, cm: int, out_channels: int | None = None, init: str = "random",
-                 weights: tuple[float, float] = (1.0, 1.0)):
+    def __init__(self, ca: int, cm: int, out_channels: int | None = None, init: str = "sum",
+                 weights: tuple[float, float] = (1.0, 1.0), relu: bool = True):
         super().__init__()
         out = int(out_channels or ca)
+        self.relu = bool(relu)
         self.conv = nn.Conv2d(ca + cm, out, kernel_size=1, bias=True)
         if init == "sum":
             if not (ca == cm == out):
@@ -149,7 +192,8 @@ class ConcatFusion(nn.Module):
     def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         a, vec = _as_map(a)
         m, _ = _as_map(m)
-        return _back(self.conv(torch.cat([a, m], dim=1)), vec)
+        y = self.conv(torch.cat([a, m], dim=1))
+        return _back(F.relu(y) if self.relu else y, vec)
 
 
 class BilinearFusion(nn.Module):
@@ -179,28 +223,46 @@ class BilinearFusion(nn.Module):
         return F.normalize(y, dim=1)
 
 
-class CrossConnection(nn.Module):
-    """Motion -> appearance connection of ST-ResNet (additive) or a multiplier net.
+class TemporalConv(nn.Module):
+    """A ``(k, 1, 1)`` conv over the T frames of a clip, C -> C channels (ST-ResNet's
+    ``ConvTime``), initialised as the identity in time: the centre tap is the identity
+    matrix, the other taps and the bias zero (zero padding in time)."""
 
-    ``g`` is a 1x1 conv from the motion channels to the appearance channels,
-    initialised to zero, so at initialisation the appearance tower is unchanged.
+    def __init__(self, channels: int, k: int = 3):
+        super().__init__()
+        self.conv = nn.Conv3d(channels, channels, kernel_size=(k, 1, 1), padding=(k // 2, 0, 0))
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, :, k // 2, 0, 0] = torch.eye(channels)
+            self.conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """x: (B*T, C, H, W), frames of a clip consecutive -> the same shape."""
+        clip, _ = _to_clip(x, x.shape[0] // t, t)
+        y = self.conv(clip)
+        return y.permute(0, 2, 1, 3, 4).flatten(0, 1)
+
+
+class CrossConnection(nn.Module):
+    """The motion -> appearance connection of ST-ResNet (``add``) or a multiplier network
+    (``mul``): the input of the receiving appearance unit's residual branch.
+
+    ``forward(a_pre, m, t)`` returns ``a_pre + m`` or ``a_pre * m`` (no learned weights),
+    ``a_pre`` the sending appearance unit's sum before its ReLU and ``m`` the motion unit's
+    output; with ``time`` then a ``TemporalConv`` over the T frames.
     """
 
-    def __init__(self, ca: int, cm: int, kind: str):
+    def __init__(self, kind: str, channels: int, time: bool = False):
         super().__init__()
         if kind not in ("add", "mul"):
             raise ValueError(f"unknown cross connection {kind!r}")
         self.kind = kind
-        self.g = nn.Conv2d(cm, ca, kernel_size=1, bias=True)
-        nn.init.zeros_(self.g.weight)
-        nn.init.zeros_(self.g.bias)
+        self.time = TemporalConv(channels) if time else None
 
-    def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        a, vec = _as_map(a)
-        m, _ = _as_map(m)
-        g = self.g(m)
-        out = a + g if self.kind == "add" else a * (1.0 + g)
-        return _back(out, vec)
+    def forward(self, a_pre: torch.Tensor, m: torch.Tensor, t: int = 1) -> torch.Tensor:
+        _check_same(a_pre, m, f"st_{self.kind}")
+        out = a_pre + m if self.kind == "add" else a_pre * m
+        return out if self.time is None else self.time(out, t)
 
 
 def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
@@ -210,12 +272,14 @@ def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
 
 
 class Conv3dFusion(nn.Module):
-    """3D conv over ``[a, m]`` stacked on channels across ``T`` frames.
+    """3D conv over ``[a, m]`` stacked on channels across ``T`` frames, then ReLU.
 
     Input (B, C, T, H, W) each; ``kernel`` (t, h, w), odd sizes, default 3x3x3 as the
     paper. Initialised as ``sum_t G(t) (w0 a_t + w1 m_t)`` (identity at the spatial centre,
     a temporal Gaussian with sigma 1, as in the authors' 3D fusion; replicate padding), so
-    on frames that do not change it equals sum fusion.
+    on frames that do not change it equals sum fusion. The ReLU is the 2D conv fusion's
+    (the authors' ``insert_conv_layers`` puts one after each fusion conv); on post-ReLU
+    inputs and non-negative weights it passes the start unchanged.
     """
 
     def __init__(self, ca: int, cm: int, weights: tuple[float, float] = (1.0, 1.0),
@@ -239,7 +303,7 @@ class Conv3dFusion(nn.Module):
 
     def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """a, m: (B, C, T, H, W) -> (B, C, T, H, W)."""
-        return self.conv(torch.cat([a, m], dim=1))
+        return F.relu(self.conv(torch.cat([a, m], dim=1)))
 
 
 def temporal_max_pool(x: torch.Tensor) -> torch.Tensor:
@@ -262,9 +326,11 @@ def make_spatial_fusion(method: str, ca: int, cm: int, *, bilinear_dim: int = 64
     if method == "max":
         return MaxFusion()
     if method == "concat":
-        return ConcatFusion(ca, cm, ca, init="random")
-    if method == "conv":
-        return ConcatFusion(ca, cm, ca, init="sum", weights=tuple(conv_init))
+        return ConcatFusion()
+    if method == "concat_project":
+        return ConvFusion(ca, cm, ca, init="random", relu=False)
+    if method in ("conv", "conv_linear"):
+        return ConvFusion(ca, cm, ca, init="sum", weights=tuple(conv_init), relu=method == "conv")
     if method == "bilinear":
         return BilinearFusion(ca, cm, None)
     if method == "bilinear_reduced":
@@ -315,7 +381,7 @@ def parse_position(method: str, position: str) -> tuple[str, ...]:
         stages = (position.removesuffix(KEEP_MOTION_SUFFIX),)
         if stages[0] == "pool" and position.endswith(KEEP_MOTION_SUFFIX):
             raise ConfigError(f"fusion: position {position!r}: '+fc' needs a fusion stage before pooling")
-    allowed = STAGES[:-1]  # conv1 .. pool
+    allowed = CROSS_STAGES if method in CROSS_METHODS else STAGES[:-1]  # conv1 .. pool
     for s in stages:
         if s not in allowed:
             raise ConfigError(
@@ -334,6 +400,47 @@ _STAGE_ATTRS = {
     "conv1": ("conv1", "bn1"), "res2": ("layer1",), "res3": ("layer2",), "res4": ("layer3",),
     "res5": ("layer4",), "pool": (), "fc": ("fc",),
 }
+
+
+def widen_after(tower: ResNet, stage: str, extra: int) -> None:
+    """Make the appearance tower's layer after ``stage`` take ``C + extra`` input channels
+    (concatenation fusion: ``[a, m]`` stacked), with ``extra == C``.
+
+    The layer is the first residual unit of the next stage (its branch's first conv and its
+    shortcut; an identity shortcut becomes a 1x1 projection), or the classifier after
+    ``res5`` / ``pool``. The new motion half of every widened weight starts as a copy of the
+    appearance half (an identity shortcut as ``[I, I]``): the widened layer computes on
+    ``[a, m]`` exactly what it computed on ``a + m``, so concatenation starts where sum
+    fusion starts and its extra weights are free to tell the streams apart.
+    """
+    c = tower.stage_channels[stage]
+    if int(extra) != c:
+        raise ValueError(f"concat fusion needs equal channels, got {c} and {extra}")
+    nxt = STAGES[STAGES.index(stage) + 1]
+    with torch.no_grad():
+        if nxt in CROSS_STAGES:
+            unit = getattr(tower, _STAGE_ATTRS[nxt][0])[0]
+            unit.conv1 = _widened_conv(unit.conv1)
+            if unit.downsample is None:
+                proj = nn.Conv2d(2 * c, c, kernel_size=1, bias=False)
+                proj.weight.copy_(torch.cat([torch.eye(c), torch.eye(c)], dim=1)[:, :, None, None])
+                unit.downsample = nn.Sequential(proj)
+            else:
+                unit.downsample[0] = _widened_conv(unit.downsample[0])
+        else:  # res5 or pool: the classifier (after the parameter-free pooling)
+            fc = nn.Linear(2 * c, tower.fc.out_features)
+            fc.weight.copy_(torch.cat([tower.fc.weight, tower.fc.weight], dim=1))
+            fc.bias.copy_(tower.fc.bias)
+            tower.fc = fc
+
+
+def _widened_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    new = nn.Conv2d(2 * conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None)
+    new.weight.copy_(torch.cat([conv.weight, conv.weight], dim=1))
+    if conv.bias is not None:
+        new.bias.copy_(conv.bias)
+    return new
 
 
 def _drop_after(tower: nn.Module, stage: str) -> None:
@@ -393,8 +500,16 @@ class FusionNet(nn.Module):
         if self.kind == "late":
             return
         if self.kind == "cross":
+            for s in self.stages:
+                if rgb.stage_channels[s] != flow.stage_channels[s]:
+                    raise ConfigError(f"fusion: {method} at {s} needs equal channels, got {rgb.stage_channels[s]} "
+                                      f"and {flow.stage_channels[s]}")
+                if s == "res5" and len(rgb.layer4) < 2:
+                    raise ConfigError(f"fusion: {method} at res5 needs a second residual unit in res5 to receive "
+                                      "the motion signal (model.blocks[3] >= 2, or an ImageNet ResNet)")
+            kind = method.removeprefix("st_").removesuffix(TIME_SUFFIX)
             self.connections = nn.ModuleDict({
-                s: CrossConnection(rgb.stage_channels[s], flow.stage_channels[s], method.removeprefix("st_"))
+                s: CrossConnection(kind, rgb.stage_channels[s], time=method.endswith(TIME_SUFFIX))
                 for s in self.stages
             })
             return
@@ -408,6 +523,8 @@ class FusionNet(nn.Module):
             self.fuse: nn.Module = Conv3dFusion(ca, cm, tuple(conv_init), tuple(conv3d_kernel))
         else:
             self.fuse = make_spatial_fusion(base, ca, cm, bilinear_dim=bilinear_dim, conv_init=tuple(conv_init))
+        if base == "concat":
+            widen_after(self.rgb, stage, cm)  # the next layer takes the 2C stacked channels
         if base.startswith("bilinear"):
             _drop_after(self.rgb, stage)  # a new classifier on the bilinear vector
             self.head = nn.Sequential(nn.Dropout(self.rgb.dropout.p), nn.Linear(self.fuse.out_features, self.num_classes))
@@ -421,7 +538,7 @@ class FusionNet(nn.Module):
             how = self.method.removeprefix("late_")
             out = late_combine(self.rgb(x), self.flow(y), how, self.late_weights)
         elif self.kind == "cross":
-            out = self._cross(x, y)
+            out = self._cross(x, y, t)
         else:
             stage = self.stages[0]
             a = self.rgb.forward_to(x, stage)
@@ -444,14 +561,34 @@ class FusionNet(nn.Module):
                 out = out + self.flow.forward_from(m, stage)
         return out.reshape(b, t, -1).mean(dim=1)
 
-    def _cross(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        a, m = self.rgb.normalize(x), self.flow.normalize(y)
-        for s in STAGES:
-            a = self.rgb._run_stage(s, a)
-            m = self.flow._run_stage(s, m)
-            if s in self.connections:
-                a = self.connections[s](a, m)
-        return a + m  # both towers' class scores, as ST-ResNet averages them
+    def _cross(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        """ST-ResNet / multiplier network: both towers run unit by unit; after the first
+        unit of each connected stage the connection's output becomes the residual-branch
+        input of the next appearance unit (see the module docstring)."""
+        a = self.rgb.run_stage("conv1", self.rgb.normalize(x))
+        m = self.flow.run_stage("conv1", self.flow.normalize(y))
+        pending: list[torch.Tensor] = []  # branch input waiting for the next appearance unit
+        for s in CROSS_STAGES:
+            sent: list[torch.Tensor] = []
+
+            def motion_unit(j, unit, h, s=s, sent=sent):
+                out = unit(h)
+                if j == 0 and s in self.connections:
+                    sent.append(out)
+                return out
+
+            def appearance_unit(j, unit, h, s=s, sent=sent):
+                pre = unit.preactivation(h, pending.pop() if pending else None)
+                if j == 0 and s in self.connections:
+                    pending.append(self.connections[s](pre, sent[0], t))
+                return F.relu(pre)
+
+            m = self.flow.run_stage(s, m, motion_unit)
+            a = self.rgb.run_stage(s, a, appearance_unit)
+        if pending:  # FusionNet's checks make this unreachable
+            raise RuntimeError("a cross-stream connection had no receiving unit")
+        # both towers' class scores, as ST-ResNet sums (averages) them
+        return self.rgb.forward_from(a, "res5") + self.flow.forward_from(m, "res5")
 
 
 def count_parameters(model: nn.Module) -> int:

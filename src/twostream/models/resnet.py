@@ -25,9 +25,14 @@ API (stable; the fusion and visualization code builds on it)
     ``forward_from(h, stage)``     output of ``stage`` -> logits (runs the stages after it;
                                    ``forward_from(h, "fc")`` returns ``h``)
     ``forward_stages(x, upto="fc")``  ``dict`` stage -> activation for every stage up to ``upto``
-    ``run_stage(stage, h)``        one stage only: output of the stage before -> output of ``stage``
-                                   (``run_stage("conv1", normalize(x))``); for cross-stream
-                                   connections injected between stages (ST-ResNet)
+    ``run_stage(stage, h, unit_fn=None)``  one stage only: output of the stage before -> output
+                                   of ``stage`` (``run_stage("conv1", normalize(x))``);
+                                   ``unit_fn(j, unit, h)`` stands in for the stage's residual
+                                   units (cross-stream connections into units, ST-ResNet)
+    residual units                 ``layer1``..``layer4`` are ``ResStage``s of units with
+                                   ``branch(h)`` (F), ``shortcut(x)`` and
+                                   ``preactivation(x, branch_input=None)`` = F + shortcut;
+                                   ``unit(x) = ReLU(preactivation(x))``
     ``normalize(x)``               the input normalisation ``forward_to`` applies first
     ``stage_channels[stage]``      channels (``fc``: num_classes)
     ``stage_strides[stage]``       spatial stride w.r.t. the input (``pool``/``fc``: None)
@@ -66,7 +71,39 @@ STAGES: tuple[str, ...] = ("conv1", "res2", "res3", "res4", "res5", "pool", "fc"
 SPATIAL_STAGES: tuple[str, ...] = ("conv1", "res2", "res3", "res4", "res5")
 
 
-class BasicBlock(nn.Module):
+class _ResidualUnit(nn.Module):
+    """``out = ReLU(F(x) + shortcut(x))``, split so that a cross-stream connection can feed
+    the residual branch ``F`` another input than the shortcut's (ST-ResNet)."""
+
+    downsample: nn.Module | None
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def preactivation(self, x: torch.Tensor, branch_input: torch.Tensor | None = None) -> torch.Tensor:
+        """``F(branch_input) + shortcut(x)``, the sum before the unit's final ReLU
+        (``branch_input`` defaults to ``x``)."""
+        return self.branch(x if branch_input is None else branch_input) + self.shortcut(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.preactivation(x))
+
+
+class ResStage(nn.Sequential):
+    """The residual units of one stage (``layer1``..``layer4``), run in order.
+
+    ``forward(x, unit_fn)`` runs ``unit_fn(j, unit, h)`` in place of ``unit(h)`` for the
+    j-th unit: the hook through which a fused network reaches single units (ST-ResNet)
+    while the stage stays one module call (forward hooks on it still fire).
+    """
+
+    def forward(self, x: torch.Tensor, unit_fn=None) -> torch.Tensor:  # noqa: D102
+        for j, unit in enumerate(self):
+            x = unit(x) if unit_fn is None else unit_fn(j, unit, x)
+        return x
+
+
+class BasicBlock(_ResidualUnit):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
@@ -78,14 +115,12 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+    def branch(self, h: torch.Tensor) -> torch.Tensor:
+        """The residual function F (conv-BN-ReLU-conv-BN)."""
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(h)))))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualUnit):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
@@ -99,12 +134,11 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+    def branch(self, h: torch.Tensor) -> torch.Tensor:
+        """The residual function F (1x1, 3x3, 1x1 convs with BN and ReLUs between)."""
+        out = self.relu(self.bn1(self.conv1(h)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.bn3(self.conv3(out))
 
 
 # arch -> (block, blocks per stage, widths, small stem?)
@@ -184,7 +218,7 @@ class ResNet(nn.Module):
         self.register_buffer("input_std", torch.ones(1, 1, 1, 1), persistent=False)
         self._init_weights()
 
-    def _make_layer(self, block, planes: int, n: int, stride: int) -> nn.Sequential:
+    def _make_layer(self, block, planes: int, n: int, stride: int) -> ResStage:
         downsample = None
         if stride != 1 or self._inplanes != planes * block.expansion:
             downsample = nn.Sequential(
@@ -194,7 +228,7 @@ class ResNet(nn.Module):
         layers = [block(self._inplanes, planes, stride, downsample)]
         self._inplanes = planes * block.expansion
         layers += [block(self._inplanes, planes) for _ in range(1, n)]
-        return nn.Sequential(*layers)
+        return ResStage(*layers)
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -225,24 +259,25 @@ class ResNet(nn.Module):
             "pool": self.avgpool, "fc": self.fc,
         }[_check_stage(stage)]
 
-    def _run_stage(self, stage: str, h: torch.Tensor) -> torch.Tensor:
+    def _run_stage(self, stage: str, h: torch.Tensor, unit_fn=None) -> torch.Tensor:
         if stage == "conv1":
             return self.relu(self.bn1(self.conv1(h)))
         if stage == "res2":
-            return self.layer1(self.maxpool(h))
+            return self.layer1(self.maxpool(h), unit_fn)
         if stage == "res3":
-            return self.layer2(h)
+            return self.layer2(h, unit_fn)
         if stage == "res4":
-            return self.layer3(h)
+            return self.layer3(h, unit_fn)
         if stage == "res5":
-            return self.layer4(h)
+            return self.layer4(h, unit_fn)
         if stage == "pool":
             return torch.flatten(self.avgpool(h), 1)
         return self.fc(self.dropout(h))
 
-    def run_stage(self, stage: str, h: torch.Tensor) -> torch.Tensor:
-        """Run exactly one stage on the output of the stage before it."""
-        return self._run_stage(_check_stage(stage), h)
+    def run_stage(self, stage: str, h: torch.Tensor, unit_fn=None) -> torch.Tensor:
+        """Run exactly one stage on the output of the stage before it; for ``res2``..``res5``
+        ``unit_fn(j, unit, h)`` may stand in for each residual unit (see ``ResStage``)."""
+        return self._run_stage(_check_stage(stage), h, unit_fn)
 
     def forward_to(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         """Raw input -> activation after ``stage`` (inclusive)."""
@@ -347,6 +382,6 @@ def load_pretrained(model: ResNet, source: str | Path | dict) -> list[str]:
 
 
 __all__ = [
-    "STAGES", "SPATIAL_STAGES", "ARCHS", "ResNet", "BasicBlock", "Bottleneck", "resnet",
+    "STAGES", "SPATIAL_STAGES", "ARCHS", "ResNet", "ResStage", "BasicBlock", "Bottleneck", "resnet",
     "cross_modality_weight", "load_pretrained",
 ]

@@ -2,6 +2,8 @@
 
 Modules: ``params`` (input parametrisations), ``objectives`` (what to maximise),
 ``regularizers`` (penalties and measures), ``render`` (``render_vis``: the batched
-optimisation loop), ``verify`` (checks against the synthetic dataset's generating
-factors), ``montage`` (PNG figures), ``stage`` (the ``twostream visualize`` CLI).
+optimisation loop), the checks against the synthetic dataset's generating factors:
+``causes`` (what each class should show), ``judges`` (measures with thresholds and nulls),
+``verify_runs`` (planning and driving the runs), ``verdicts`` (rows of verification.csv);
+``montage`` (PNG figures), ``stage`` (the ``twostream visualize`` CLI).
 """

@@ -2,20 +2,27 @@
 
 For one checkpoint (a stream or a fused network) the stage
 
-1. measures each visualized layer's channels on test clips (channel mean, or centre,
+1. measures each visualized layer's channels on validation clips (channel mean, or centre,
    per clip): the highest activation, the per-class means and the class selectivity
    (how many classes' clips drive the unit, on average, above half of the best class);
-2. picks ``units_per_layer`` units per layer (the most active on test clips; for the
+2. picks ``units_per_layer`` units per layer (the most active on validation clips; for the
    class scores one class per class group), and optimises the model's inputs to
    maximise each at every ``temporal_weights`` setting (one batched run for all layers);
 3. verifies the class units against the synthetic dataset's known causes
-   (``verify.py``), when ``--classes`` is given and ``verify.enabled``;
+   (``verify_runs.py``, ``judges.py``, ``verdicts.py``), when ``--classes`` is given and
+   ``verify.enabled``;
 4. writes ``<out>/layers/{layer}.h5`` and ``.png``, ``<out>/overview.png``,
    ``<out>/classes.png``, ``<out>/summary.csv``, ``<out>/verification.csv`` and
    ``<out>/verification_runs.csv``.
 
+``--verify-only`` runs step 3 alone (no layers, pictures or summary) with
+``verify.other_seeds`` seeds: the cells of ``verify.models`` that ``visualize.models``
+does not picture. ``--untrained`` verifies the checkpoint's architecture from a fixed
+random init instead of its weights (the untrained control, with ``verify.seeds``).
+
 ``--collect DIR ...`` instead concatenates the per-model tables into
-``--summary`` and ``--verification`` (results/visualization/summary.csv, verification.csv).
+``--summary`` and ``--verification`` (results/visualization/summary.csv, verification.csv);
+``--verified DIR ...`` adds folders that hold verification tables only.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,11 +42,14 @@ import torch
 from ..config import add_params_arguments, from_dict, section_from_args, settings
 from ..errors import InputError
 from ..data import ClipDataset
-from ..models import load_model
+from ..models import load_model, read_checkpoint
 from ..store import atomic_h5, atomic_path, create_dataset, write_provenance
 from . import montage
 from . import regularizers as R
-from . import verify as V
+from . import verdicts
+from . import verify_runs as V
+from .causes import GROUPS, ClassFactors, read_classes
+from .judges import Thresholds
 from .objectives import OUTPUT, channels
 from .params import InputSet, InputSpec
 from .render import Preprocess, Probe, Weights, render_vis
@@ -51,20 +61,23 @@ SPATIAL = ("conv1", "res2", "res3", "res4", "res5")
 
 
 @settings("visualize.verify")
-class VerifyConfig(V.Thresholds):
-    """``visualize.verify``: the checks of the class units (see verify.py); the gate and
-    judge thresholds are those of ``verify.Thresholds``."""
+class VerifyConfig(Thresholds):
+    """``visualize.verify``: the checks of the class units (see verify_runs.py); the gate and
+    judge thresholds are those of ``judges.Thresholds``. ``models`` and ``untrained`` name
+    the jobs (the workflow reads them); a job reads the rest."""
 
     enabled: bool
+    models: Any  # all | [names]: cells verified besides visualize.models
+    untrained: str  # the cell whose architecture, untrained, is the second control
     seeds: int
+    other_seeds: int  # seeds of the verify-only cells
     penalties: list[float]
-    temporal_weights: list[float]
     steps: int
     objective: str
     log_prob_weight: float
 
-    def thresholds(self) -> V.Thresholds:
-        return V.Thresholds(**{f.name: getattr(self, f.name) for f in fields(V.Thresholds)})
+    def thresholds(self) -> Thresholds:
+        return Thresholds(**{f.name: getattr(self, f.name) for f in fields(Thresholds)})
 
 
 @settings("visualize")
@@ -93,7 +106,6 @@ class VisualizeConfig:
 
     def __post_init__(self) -> None:  # validated by the schema (@settings); only the order is set here
         self.temporal_weights = sorted(float(w) for w in self.temporal_weights)
-        self.verify.temporal_weights = sorted(float(w) for w in self.verify.temporal_weights)
 
 
 def make_config(d: dict | None) -> VisualizeConfig:
@@ -160,7 +172,7 @@ def _flat_name(layer: str) -> str:
     return layer.replace("/", "_")
 
 
-# --------------------------------------------------------------------------- test clips
+# --------------------------------------------------------------------------- clips of a split
 
 
 def _reduce(act: torch.Tensor, where: str) -> torch.Tensor:
@@ -174,16 +186,17 @@ def _reduce(act: torch.Tensor, where: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def test_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Sequence[str], flow: Sequence[str],
-                    cfg: VisualizeConfig) -> dict[str, Any] | None:
-    """Per-video channel activations of every layer on (a subset of) the test clips.
+def clip_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Sequence[str], flow: Sequence[str],
+                    cfg: VisualizeConfig, split: str) -> dict[str, Any] | None:
+    """Per-video channel activations of every layer on (a subset of) the clips of ``split``:
+    ``val`` where they choose the units to visualize, ``test`` where findings report them.
 
     Returns {"labels": (N,), "acts": {layer: (N, C)}} or None without shards.
     """
     if ("rgb" in info.modalities and not frames) or ("flow" in info.modalities and not flow):
         return None
     ds = ClipDataset(frames=frames if "rgb" in info.modalities else (), flow=flow if "flow" in info.modalities else (),
-                     modalities=info.modalities, split="test", mode="test", flow_length=info.flow_length,
+                     modalities=info.modalities, split=split, mode="test", flow_length=info.flow_length,
                      crop_size=info.crop_size, test_frames=cfg.test_frames, test_crops=1)
     if cfg.test_clips_per_class:
         ds.videos = ds.videos.groupby("label", sort=False).head(cfg.test_clips_per_class).reset_index(drop=True)
@@ -231,11 +244,11 @@ def selectivity(per_video: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return means, n
 
 
-def choose_units(layer: str, n_channels: int, k: int, stats: dict | None, classes: Sequence[V.ClassFactors]) -> list[int]:
+def choose_units(layer: str, n_channels: int, k: int, stats: dict | None, classes: Sequence[ClassFactors]) -> list[int]:
     """The units of a layer to visualize (see the module docstring)."""
     if layer == OUTPUT and classes:
         out = []
-        for g in V.GROUPS:
+        for g in GROUPS:
             cs = [c for c in classes if c.group == g and c.label < n_channels]
             cs = [c for c in cs if c.direction is not None or g == "appearance"] or cs
             if cs:
@@ -268,20 +281,42 @@ def visualize_layers(model, info: ModelInfo, layers: Sequence[str], units: dict[
     return rows, tws, r
 
 
-def verify_settings(cfg: VisualizeConfig, info: ModelInfo, size: int) -> V.VerifySettings:
-    """The verification runs' settings (seeds, penalties, steps, objective, gate) of ``visualize.verify``."""
+def verify_settings(cfg: VisualizeConfig, info: ModelInfo, size: int, n_seeds: int | None = None) -> V.VerifySettings:
+    """The verification runs' settings (seeds, penalties, steps, objective, gate) of ``visualize.verify``
+    (``n_seeds`` seeds, default ``verify.seeds``)."""
     v = cfg.verify
+    n = int(v.seeds if n_seeds is None else n_seeds)
     pens = [{"l2_rgb": p, "tv_rgb": p, "l2_flow": p, "tv_flow": p, "temporal": p} for p in v.penalties]
-    return V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + int(v.seeds))), penalties=tuple(pens),
-                            temporal_weights=tuple(v.temporal_weights), steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,
+    return V.VerifySettings(seeds=tuple(range(cfg.seed, cfg.seed + n)), penalties=tuple(pens),
+                            steps=v.steps, lr=cfg.lr, jitter=cfg.jitter,
                             size=(size, size), flow_frames=info.flow_length, parametrization=cfg.parametrization,
                             init_sd=cfg.init_sd, objective=v.objective,
                             log_prob_weight=float(v.log_prob_weight), thresholds=v.thresholds())
 
 
-def _verify(model, info: ModelInfo, classes, cfg: VisualizeConfig, pre: Preprocess, size: int):
-    s = verify_settings(cfg, info, size)
-    return V.run_checks(model, info.modalities, classes, s, info.fused, pre, keep_inputs=True), s.thresholds
+def verify_model(model, info: ModelInfo, classes, cfg: VisualizeConfig, size: int, name: str, role: str,
+                 untrained: bool = False, n_seeds: int | None = None, log=lambda m: None):
+    """Verify ``model``'s class units: (results, verification rows, run rows)."""
+    results: list[V.RunResult] = []
+    if classes and cfg.verify.enabled:
+        pre = Preprocess(flow_scale=info.flow_std, flow_center=info.flow_center)
+        s = verify_settings(cfg, info, size, n_seeds)
+        results = V.run_checks(model, info.modalities, classes, s, info.fused, pre, keep_inputs=True)
+        log(f"{len(results)} verification runs ({len(s.seeds)} seeds x {len(s.penalties)} penalty settings)")
+    expected = V.expected_outcomes(model, untrained)
+    ver = verdicts.summarise(results, name, cfg.verify.min_pass_rate, expected, role)
+    for _, row in ver.iterrows():
+        log(f"check {row.check}: {row.passes}/{row.runs} pass (95% CI {row.lo:.2f}-{row.hi:.2f}, null rate "
+            f"{row.null_rate:.2f}), {row.inconclusive} inconclusive -> {'PASS' if row['pass'] else 'FAIL'} "
+            f"(expected {row.expected})")
+    return results, ver, V.runs_table(results, name)
+
+
+def _write_tables(out: Path, ver: pd.DataFrame, runs: pd.DataFrame) -> None:
+    with atomic_path(out / "verification.csv") as tmp:
+        ver.to_csv(tmp, index=False)
+    with atomic_path(out / "verification_runs.csv") as tmp:
+        runs.to_csv(tmp, index=False)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -290,20 +325,33 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.time()
     out = Path(args.out)
     name = args.name or out.name
-    try:
-        model, ckpt = load_model(args.checkpoint, map_location="cpu")
-    except RuntimeError as e:  # weights that do not fit the model the spec rebuilds
-        raise InputError(f"{args.checkpoint}: weights do not match the model ({str(e).splitlines()[0]})") from None
+    log = lambda msg: print(f"twostream visualize [{name}] {time.time() - t0:6.1f}s {msg}", file=sys.stderr, flush=True)
+    if args.untrained:
+        ckpt = read_checkpoint(args.checkpoint)
+        model = V.untrained_model(ckpt["spec"])
+        log(f"{args.checkpoint}: its architecture from a fixed random init (seed {V.UNTRAINED_SEED}), untrained")
+    else:
+        try:
+            model, ckpt = load_model(args.checkpoint, map_location="cpu")
+        except RuntimeError as e:  # weights that do not fit the model the spec rebuilds
+            raise InputError(f"{args.checkpoint}: weights do not match the model ({str(e).splitlines()[0]})") from None
     info = model_info(model, ckpt)
     pre = Preprocess(flow_scale=info.flow_std, flow_center=info.flow_center)
-    classes = V.read_classes(args.classes) if args.classes else []
-    layers = list(cfg.layers) or default_layers(model)
+    classes = read_classes(args.classes) if args.classes else []
     size = int(cfg.size or info.crop_size)
-    log = lambda msg: print(f"twostream visualize [{name}] {time.time() - t0:6.1f}s {msg}", file=sys.stderr, flush=True)
+    role = "control" if (args.control or args.untrained) else "model"
+    if args.verify_only or args.untrained:
+        n_seeds = cfg.verify.seeds if args.untrained else cfg.verify.other_seeds
+        _, ver, runs = verify_model(model, info, classes, cfg, size, name, role, args.untrained, n_seeds, log)
+        _write_tables(out, ver, runs)
+        log("done")
+        return 0
+    layers = list(cfg.layers) or default_layers(model)
     log(f"{args.checkpoint}: inputs {', '.join(info.modalities)}, layers {', '.join(layers)}")
 
-    stats = test_statistics(model, info, layers, args.frames, args.flow, cfg)
-    log("test-clip activations measured" if stats else "no shards given: no test-clip statistics")
+    # the units to visualize are chosen on validation clips: the test split is only for reported figures
+    stats = clip_statistics(model, info, layers, args.frames, args.flow, cfg, split="val")
+    log("validation-clip activations measured" if stats else "no shards given: no clip statistics")
     with torch.no_grad():  # channel counts
         dummy = {m: torch.zeros(1, 3 if m == "rgb" else 2 * info.flow_length, size, size) for m in info.modalities}
         n_ch = {l: int(a.shape[1]) for l, a in Probe(model, layers, info.modalities)(dummy).items() if l in layers}
@@ -363,26 +411,11 @@ def main(args: argparse.Namespace) -> int:
     montage.overview_figure(out / "overview.png", f"{name}: one row per layer", layers,
                             [units[l] for l in layers], over_rgb, over_flow)
 
-    results: list[V.RunResult] = []
-    th = None
-    if classes and cfg.verify.enabled:
-        results, th = _verify(model, info, classes, cfg, pre, size)
-        log(f"{len(results)} verification runs")
-    expected = {"colocation": "fail"} if args.control else {}
-    ver = V.summarise(results, name, th.min_pass_rate if th else cfg.verify.min_pass_rate, expected)
-    ver.insert(1, "role", "control" if args.control else "model")
-    runs = V.runs_table(results, name)
+    results, ver, runs = verify_model(model, info, classes, cfg, size, name, role, log=log)
     montage_classes(out / "classes.png", name, results, classes, cfg.verify.penalties[0])
-
     with atomic_path(out / "summary.csv") as tmp:
         pd.DataFrame(summary).to_csv(tmp, index=False)
-    with atomic_path(out / "verification.csv") as tmp:
-        ver.to_csv(tmp, index=False)
-    with atomic_path(out / "verification_runs.csv") as tmp:
-        runs.to_csv(tmp, index=False)
-    for _, row in ver.iterrows():
-        log(f"check {row.check}: {row.passes}/{row.runs} pass, {row.inconclusive} inconclusive -> "
-            f"{'PASS' if row['pass'] else 'FAIL'} (expected {row.expected})")
+    _write_tables(out, ver, runs)
     log("done")
     return 0
 
@@ -392,7 +425,7 @@ def montage_classes(path: Path, name: str, results: Sequence[V.RunResult], class
     (penalty setting 0, whose temporal weight is ``temporal_weight``)."""
     first: dict[int, V.RunResult] = {}
     for r in results:
-        if r.inputs is not None and r.check != "temporal" and r.label not in first:
+        if r.inputs is not None and r.label not in first:
             first[r.label] = r
     names = {c.label: c.name for c in classes}
     if not first:
@@ -407,12 +440,14 @@ def montage_classes(path: Path, name: str, results: Sequence[V.RunResult], class
                          [f"{k} {names.get(k, '')}" for k in labels], rgb_a, flow_a, [float(temporal_weight)])
 
 
-def collect(dirs: Sequence[str], summary: str, verification: str) -> int:
-    """Concatenate the per-model summary.csv and verification.csv tables."""
+def collect(dirs: Sequence[str], summary: str, verification: str, verified: Sequence[str] = ()) -> int:
+    """Concatenate the per-model summary.csv and verification.csv tables (of ``dirs``) and the
+    verification.csv tables of the verify-only folders ``verified``."""
     sums, vers = [], []
-    for d in dirs:
+    jobs = [(d, ("summary.csv", "verification.csv")) for d in dirs] + [(d, ("verification.csv",)) for d in verified]
+    for d, names in jobs:
         d = Path(d)
-        for fname, acc in (("summary.csv", sums), ("verification.csv", vers)):
+        for fname, acc in ((f, sums if f == "summary.csv" else vers) for f in names):
             p = d / fname
             if not p.exists():
                 raise InputError(f"{p}: missing (run the visualize stage for {d.name} first)")
@@ -429,23 +464,30 @@ def collect(dirs: Sequence[str], summary: str, verification: str) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="checkpoint.pt of a stream or a fused network")
-    p.add_argument("--frames", nargs="*", default=[], help="frames shards (test-clip statistics of rgb inputs)")
-    p.add_argument("--flow", nargs="*", default=[], help="flow shards (test-clip statistics of flow inputs)")
+    p.add_argument("--frames", nargs="*", default=[], help="frames shards (validation-clip statistics of rgb inputs)")
+    p.add_argument("--flow", nargs="*", default=[], help="flow shards (validation-clip statistics of flow inputs)")
     p.add_argument("--classes", default="", help="classes.csv of the synthetic dataset (enables the checks)")
     p.add_argument("--out", help="output folder: results/visualization/{model}")
     p.add_argument("--name", default="", help="model name in the tables (default: the --out folder's name)")
     p.add_argument("--control", action="store_true",
-                   help="this model is the negative control: its co-location check is expected to fail")
+                   help="this model is the configured negative control (role 'control' in the tables; what it "
+                        "is expected to show follows from its architecture)")
+    p.add_argument("--verify-only", action="store_true",
+                   help="only the checks of the class units, with visualize.verify.other_seeds seeds")
+    p.add_argument("--untrained", action="store_true",
+                   help="verify the checkpoint's architecture from a fixed random init (the untrained control)")
     p.add_argument("--collect", nargs="+", metavar="DIR", help="concatenate these folders' tables instead")
     p.add_argument("--summary", default="", help="--collect: combined summary.csv")
     p.add_argument("--verification", default="", help="--collect: combined verification.csv")
+    p.add_argument("--verified", nargs="*", default=[], metavar="DIR",
+                   help="--collect: folders holding only verification tables (verify-only and untrained jobs)")
     add_params_arguments(p)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.collect:
-        return collect(args.collect, args.summary, args.verification)
+        return collect(args.collect, args.summary, args.verification, args.verified)
     if not args.checkpoint or not args.out:
         raise InputError("twostream visualize needs --checkpoint and --out (or --collect)")
     return main(args)
