@@ -18,11 +18,8 @@ This module is imported by Snakemake when it builds the DAG: keep it free of hea
 
 from __future__ import annotations
 
-import ast
 import json
 import re
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .config import STREAM_KEYS, ConfigError, stream_section
@@ -79,38 +76,25 @@ def parse_model(name: str) -> Model:
 
 
 # --------------------------------------------------------------------------- method families
-FUSION_SOURCE = Path(__file__).with_name("models") / "fusion.py"
-
-
-@lru_cache(maxsize=None)
-def fusion_constants() -> dict[str, Any]:
-    """The literal top-level constants of ``models/fusion.py`` (SPATIAL_METHODS,
-    CROSS_METHODS, LATE_METHODS, LATE_POSITION ...), read from its source: importing it
-    would import torch (seconds at every Snakemake start)."""
-    tree = ast.parse(FUSION_SOURCE.read_text(), filename=str(FUSION_SOURCE))
-    out: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-            if name.isupper():
-                try:
-                    out[name] = ast.literal_eval(node.value)
-                except ValueError:
-                    continue  # not a literal (computed): not a name list
-    for need in ("CROSS_METHODS", "LATE_METHODS"):
-        if need not in out:
-            raise ConfigError(f"{FUSION_SOURCE}: {need} is not a literal tuple of method names")
-    return out
+# The fusion method names (models/fusion.py builds them; it imports these names from here, so
+# Snakemake can read them without importing torch).
+SPATIAL_METHODS = ("sum", "max", "concat", "concat_project", "conv", "conv_linear", "bilinear", "bilinear_reduced")
+POOL3D_BASES = ("sum", "max", "concat", "conv", "conv3d")
+TIME_SUFFIX = "_time"  # st_* with temporal convs on the injected branch input
+CROSS_METHODS = ("st_add", "st_mul", "st_add" + TIME_SUFFIX, "st_mul" + TIME_SUFFIX)
+CROSS_STAGES = ("res2", "res3", "res4", "res5")  # stages whose first unit may send (res2a..res5a)
+LATE_METHODS = ("late_mean", "late_weighted", "late_geometric")
+LATE_POSITION = "softmax"
+KEEP_MOTION_SUFFIX = "+fc"  # spatial position suffix: keep the motion tower, sum both scores
 
 
 def family(method: str) -> str:
     """stream, late, cross (stream-to-stream connections) or spatial."""
     if method in STREAMS:
         return "stream"
-    c = fusion_constants()
-    if method in c["LATE_METHODS"]:
+    if method in LATE_METHODS:
         return "late"
-    if method in c["CROSS_METHODS"]:
+    if method in CROSS_METHODS:
         return "cross"
     return "spatial"
 

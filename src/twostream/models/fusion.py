@@ -84,17 +84,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError
+from ..grid import (  # the method names live in grid.py (torch-free: the workflow reads them)
+    CROSS_METHODS,
+    CROSS_STAGES,
+    KEEP_MOTION_SUFFIX,
+    LATE_METHODS,
+    LATE_POSITION,
+    POOL3D_BASES,
+    SPATIAL_METHODS,
+    TIME_SUFFIX,
+)
 from .resnet import STAGES, ResNet
 from .streams import build_stream
-
-SPATIAL_METHODS = ("sum", "max", "concat", "concat_project", "conv", "conv_linear", "bilinear", "bilinear_reduced")
-POOL3D_BASES = ("sum", "max", "concat", "conv", "conv3d")
-TIME_SUFFIX = "_time"  # st_* with temporal convs on the injected branch input
-CROSS_METHODS = ("st_add", "st_mul", "st_add" + TIME_SUFFIX, "st_mul" + TIME_SUFFIX)
-CROSS_STAGES = ("res2", "res3", "res4", "res5")  # stages whose first unit may send (res2a..res5a)
-LATE_METHODS = ("late_mean", "late_weighted", "late_geometric")
-LATE_POSITION = "softmax"
-KEEP_MOTION_SUFFIX = "+fc"  # spatial position suffix: keep the motion tower, sum both scores
 
 
 def uses_clips(method: str) -> bool:
