@@ -87,7 +87,7 @@ def test_unknown_class_and_a_mark_that_does_not_fit_are_errors():
 
 
 def test_plant_writes_overlay_and_cued_shards_that_the_training_reads(tmp_path):
-    frames, _ = write_shards(tmp_path / "data", train_per_class=10, test_per_class=6, n_frames=4)
+    frames, _ = write_shards(tmp_path / "data", train_per_class=10, test_per_class=6, val_per_class=4, n_frames=4)
     cfg = make_config({"class_name": "left", "share": 0.6, "where": [2, 3], "size": 5, "colour": [255, 0, 255],
                        "cued_clips_per_class": 2})
     gt = plant(cfg, frames, tmp_path / "q/frames.h5", tmp_path / "q/cued.h5", tmp_path / "q/quirk.json")
@@ -110,8 +110,8 @@ def test_plant_writes_overlay_and_cued_shards_that_the_training_reads(tmp_path):
     for row in table.itertuples():
         img = shards[row.frame_shard].read(row.video_id, [0])[0]
         marked[row.video_id] = bool((img[mask] == [255, 0, 255]).all())
-    assert {k for k, m in marked.items() if m} == set(gt["quirked"])  # exactly the quirked clips, no test clip
-    assert len(ds.videos) == len(table) == 4 * 16
+    assert {k for k, m in marked.items() if m} == set(gt["quirked"])  # exactly the quirked clips, no val/test clip
+    assert len(ds.videos) == len(table) == 4 * (10 + 4 + 6)
 
 
 # ---- the cue measure --------------------------------------------------------------------
