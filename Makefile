@@ -19,6 +19,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 run: venv
+	$(BIN)/twostream check-config config/config.yaml $(CONFIG)
 	$(BIN)/snakemake --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG)) $(SNAKEMAKE_ARGS)
 
 test: venv

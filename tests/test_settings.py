@@ -213,3 +213,21 @@ def test_readme_documents_every_key_with_the_schema_default():
             elif row != "see config.yaml" and "default" in sub and yaml.safe_load(row) != sub["default"]:
                 wrong.append(f"{path}.{key}: README {row!r}, schema {sub['default']!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_check_config_names_the_file_and_line_snakemake_does_not(tmp_path, capsys):
+    from twostream.cli import main
+
+    base = str(Path(__file__).parents[1] / "config" / "config.yaml")
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("dataset:\n  kind: ucf101\ntrain:\n  epochs: [3\n")
+    assert main(["check-config", base, str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad}:5:1: not valid YAML" in err[0]
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("train:\n  epochs: -3\n")
+    assert main(["check-config", base, str(wrong)]) == 2
+    assert "train.epochs" in capsys.readouterr().err
+    # the control: the shipped configs pass
+    for good in ("test.yaml", "full.yaml", "ucf101.yaml", "hmdb51.yaml"):
+        assert main(["check-config", base, str(Path(base).with_name(good))]) == 0, good

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "visualize": ("twostream.visualize.stage", "activation maximisation of units at every depth"),
     "findings": ("twostream.analysis.stage", "unit kinds and invariance per layer (the paper's findings 2 and 3)"),
     "plots": ("twostream.plots", "summary figures"),
+    "check-config": ("twostream.config", "check config files as Snakemake merges them (YAML errors name file:line)"),
     "quirk": ("twostream.quirk", "plant a quirk in one class's training clips; measure the failure and its visualization"),
 }
 
