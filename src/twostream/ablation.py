@@ -35,9 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
-from .analysis.stats import LEVEL as CONFIDENCE, wilson
+from .analysis.stats import LEVEL as CONFIDENCE, binomial_p, wilson
 from .config import add_params_arguments, from_dict, section_from_args, settings
 from .errors import InputError
 from .grid import NO_POSITION, STREAMS, family, parse_model
@@ -63,7 +62,7 @@ class TableConfig:
 
 def p_vs_chance(k: int, n: int, chance: float) -> float:
     """Two-sided exact binomial test of k of n against the chance rate (nan when n == 0)."""
-    return float(binomtest(int(k), int(n), chance).pvalue) if n > 0 else float("nan")
+    return binomial_p(k, n, chance, alternative="two-sided")
 
 
 def group_accuracies(scores: np.ndarray, labels: np.ndarray, classes: pd.DataFrame) -> dict[str, float]:

@@ -57,7 +57,7 @@ def difference_interval(ma: float, sa: float, na: int, mb: float, sb: float, nb:
 def binomial_p(k: int, n: int, p0: float, alternative: str = "greater") -> float:
     """Exact binomial test of k successes in n trials against the rate ``p0`` (nan when n = 0
     or p0 is not a rate); ``alternative``: greater | less | two-sided."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # deferred: scipy is slow to import; only this function needs it
 
     if n <= 0 or not np.isfinite(p0) or not 0.0 <= p0 <= 1.0:
         return float("nan")
