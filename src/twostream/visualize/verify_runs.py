@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..models import build_model
 from .causes import GROUPS, ClassFactors
 from .judges import NEEDS, Thresholds, gate, judge_colocation, judge_colour, judge_direction
 from .objectives import class_log_prob, class_logit
@@ -143,8 +144,6 @@ def expected_outcomes(model: torch.nn.Module, untrained: bool = False) -> dict[s
 def untrained_model(spec: dict, seed: int = UNTRAINED_SEED) -> torch.nn.Module:
     """The network of ``spec`` from a fixed random init (no weights loaded), in eval mode:
     the same architecture as the trained cell, without what training put in it."""
-    from ..models import build_model
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = build_model(spec)
