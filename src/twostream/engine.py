@@ -37,7 +37,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -55,18 +55,30 @@ from .store import atomic_path, versions
 HISTORY_COLUMNS = ["epoch", "loss", "train_acc", "val_acc", "lr", "seconds"]
 
 
-class FitSettings(Protocol):
-    """The settings the engine reads (``TrainConfig`` and ``FusionTrainConfig`` have them)."""
+@dataclass
+class FitSettings:
+    """The settings the engine reads, common to ``train`` and ``fusion.train``: stream and
+    fusion training declare them once, here, by inheriting (defaults: the schema, through
+    ``config.settings``)."""
 
     epochs: int
     batch_size: int
     lr: float
+    momentum: float
+    weight_decay: float
+    dropout: float
     schedule: str
     lr_steps: list[int]
     lr_gamma: float
     clip_grad: float
     label_smoothing: float
     amp: bool
+    segments: int
+    crop_size: int
+    scales: list[float]
+    flip: bool
+    val_frames: int
+    workers: int
 
 
 # ------------------------------------------------------------------ processes and devices

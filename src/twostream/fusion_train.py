@@ -36,7 +36,7 @@ import torch.nn as nn
 from .codehash import command_hash
 from .config import ConfigError, from_dict, section_from_args, settings
 from .data import ClipDataset
-from .engine import build_scheduler, fit, seed_everything, setup
+from .engine import FitSettings, build_scheduler, fit, seed_everything, setup
 from .errors import InputError
 from .models import load_model
 from .models.fusion import LATE_METHODS, count_parameters, fuse_streams, parse_position, uses_clips
@@ -46,29 +46,14 @@ GRID_KEYS = ("grid", "table")  # fusion sections that are not training settings
 
 
 @settings("fusion.train")
-class FusionTrainConfig:
-    """Settings of the ``fusion.train`` section (see config/README.md)."""
+class FusionTrainConfig(FitSettings):
+    """Settings of the ``fusion.train`` section (see config/README.md); the fit settings are
+    the engine's ``FitSettings`` (``segments``: snippets per clip and step for spatial, cross
+    and late cells; ``crop_size`` 0: the streams' crop size; ``val_frames`` 0: no validation
+    pass per epoch, the evaluate stage scores the val split)."""
 
-    epochs: int
-    batch_size: int
-    lr: float
     stream_lr: float  # learning rate factor of the pretrained stream layers (0 freezes them)
-    momentum: float
-    weight_decay: float
-    dropout: float
-    schedule: str
-    lr_steps: list[int]
-    lr_gamma: float
-    clip_grad: float
-    label_smoothing: float
-    amp: bool
-    segments: int  # snippets per clip and step for spatial, cross and late cells
     pool3d_segments: int  # T snippets per clip for *_pool3d and st_*_time cells (mixing over T needs T >= 2)
-    crop_size: int  # 0: the streams' crop size
-    scales: list[float]
-    flip: bool
-    val_frames: int  # 0: no validation pass per epoch (the evaluate stage scores the val split)
-    workers: int
     bilinear_dim: int
     conv_init: list[float]
     conv3d_kernel: list[int]

@@ -47,14 +47,15 @@ from .config import (
     STREAM_KEYS, ConfigError, add_params_arguments, from_dict, section_from_args, settings, stream_section,
 )
 from .data import ClipDataset
-from .engine import build_scheduler, fit, pick_device, seed_everything, setup
+from .engine import FitSettings, build_scheduler, fit, pick_device, seed_everything, setup
 from .models import stream_model
 
 
 
 @settings("train", not_fields=STREAM_KEYS)
-class TrainConfig:
-    """Settings of the ``train:`` section (see config/README.md)."""
+class TrainConfig(FitSettings):
+    """Settings of the ``train:`` section (see config/README.md); the fit settings are the
+    engine's ``FitSettings``."""
 
     arch: str
     widths: list[int]
@@ -63,24 +64,6 @@ class TrainConfig:
     flow_length: int
     flow_std: float
     flow_mean_subtraction: bool
-    segments: int
-    crop_size: int
-    scales: list[float]
-    flip: bool
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    dropout: float
-    schedule: str
-    lr_steps: list[int]
-    lr_gamma: float
-    clip_grad: float
-    label_smoothing: float
-    amp: bool
-    val_frames: int
-    workers: int
     seed: int
 
 
