@@ -110,3 +110,28 @@ def test_visualized_models_end_with_the_control():
     cfg["visualize"]["models"] = ["rgb", "fusion-conv"]
     with pytest.raises(ConfigError, match="fusion-conv: not a model name"):
         grid.visualized_models(cfg)
+
+
+def test_verified_models_are_the_trained_cells_not_shown():
+    cfg = copy.deepcopy(BASE)
+    shown = set(grid.visualized_models(cfg))
+    verified = grid.verified_models(cfg)
+    assert verified and not shown & set(verified)
+    assert set(verified) | (shown & set(grid.trained_models(cfg))) == set(grid.trained_models(cfg))
+    cfg["visualize"]["verify"]["models"] = ["fusion-sum-res2-s0", "rgb", "fusion-sum-res2-s0"]
+    assert grid.verified_models(cfg) == ["fusion-sum-res2-s0"]  # rgb is visualized
+    cfg["visualize"]["verify"]["models"] = ["fusion-sum"]
+    with pytest.raises(ConfigError, match="fusion-sum: not a model name"):
+        grid.verified_models(cfg)
+    cfg["visualize"]["verify"]["enabled"] = False
+    assert grid.verified_models(cfg) == [] and grid.untrained_models(cfg) == []
+
+
+def test_untrained_control_is_one_parsed_cell_or_none():
+    cfg = copy.deepcopy(BASE)
+    assert grid.untrained_models(cfg) == [cfg["visualize"]["verify"]["untrained"]]
+    cfg["visualize"]["verify"]["untrained"] = ""
+    assert grid.untrained_models(cfg) == []
+    cfg["visualize"]["verify"]["untrained"] = "conv-res3"
+    with pytest.raises(ConfigError, match="not a model name"):
+        grid.untrained_models(cfg)

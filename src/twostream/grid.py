@@ -139,6 +139,32 @@ def visualized_models(config: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(models))
 
 
+def verified_models(config: dict[str, Any]) -> list[str]:
+    """Trained cells verified without pictures (``visualize.verify.models``, ``all`` =
+    every trained model) less the visualized ones, which their own job verifies.
+    Empty when ``visualize.verify.enabled`` is false."""
+    verify = config["visualize"]["verify"]
+    if not verify["enabled"]:
+        return []
+    wanted = verify["models"]
+    models = trained_models(config) if wanted == "all" else list(wanted)
+    for m in models:
+        parse_model(m)
+    shown = set(visualized_models(config))
+    return [m for m in dict.fromkeys(models) if m not in shown]
+
+
+def untrained_models(config: dict[str, Any]) -> list[str]:
+    """The cell whose untrained, randomly initialised architecture is the second
+    negative control (``visualize.verify.untrained``; "" = none)."""
+    verify = config["visualize"]["verify"]
+    cell = str(verify["untrained"])
+    if not (cell and verify["enabled"]):
+        return []
+    parse_model(cell)
+    return [cell]
+
+
 def model_shards(name: str) -> tuple[str, ...]:
     """The shard kinds a model reads: rgb frames, flow flow, a fused model both."""
     model = parse_model(name)

@@ -174,20 +174,13 @@ def vis_section():
 
 
 def verify_only_models():
-    """Trained cells verified without pictures: visualize.verify.models less vis_models()."""
-    v = (config.get("visualize") or {}).get("verify") or {}
-    if not v.get("enabled", True) or not classes_csv():
-        return []
-    wanted = v.get("models", "all")
-    models = ablation_models() if wanted == "all" else list(wanted)
-    return [m for m in dict.fromkeys(models) if m not in vis_models()]
+    """Trained cells verified without pictures (their causes come from classes.csv)."""
+    return grid.verified_models(config) if classes_csv() else []
 
 
 def untrained_models():
-    """The cell whose untrained architecture is the second control (visualize.verify.untrained)."""
-    v = (config.get("visualize") or {}).get("verify") or {}
-    cell = v.get("untrained", "")
-    return [cell] if cell and v.get("enabled", True) and classes_csv() else []
+    """The cell whose untrained architecture is the second control."""
+    return grid.untrained_models(config) if classes_csv() else []
 
 
 def verified_dirs():
