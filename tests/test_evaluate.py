@@ -84,7 +84,6 @@ def test_streams_learn_their_cause_and_only_it(trained):
 
 
 def test_scores_file_and_ten_crops(trained):
-    root = trained[0]
     out, m = _evaluate(trained, "flow", {"frames": 3, "crops": 10, "crop_size": 24})
     s = ev.read_scores(out / "scores.h5")
     assert s["scores"].shape == (40, 4) and s["labels"].shape == (40,)

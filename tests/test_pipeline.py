@@ -9,7 +9,6 @@ Tolerances fit the tiny test set (16 test clips per class).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 

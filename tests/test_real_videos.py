@@ -6,7 +6,6 @@ config/config.yaml as Snakemake lays them."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess

@@ -7,7 +7,6 @@ import json
 import h5py
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from twostream.cli import main as cli

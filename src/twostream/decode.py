@@ -29,7 +29,6 @@ resizes every frame to one size).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import sys

@@ -41,7 +41,7 @@ from .engine import make_loader, predict_videos, setup
 from .errors import InputError
 from .models import load_model
 from .readers import SCORE_FILES, read_classes, read_scores  # noqa: F401  (read_scores: the reader of this stage's output)
-from .store import atomic_h5, atomic_path, checked_read, create_dataset, write_provenance
+from .store import atomic_h5, atomic_path, create_dataset, write_provenance
 
 
 @settings("evaluate")
