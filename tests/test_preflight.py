@@ -4,6 +4,7 @@ workflow's default config is found whatever the working directory."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,18 @@ def test_yaml_error_names_file_and_line(tmp_path, capsys):
     assert main(["decode", "--config", str(bad), "--index", "x", "--shard", "shard-000", "--out", "y"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"twostream: error: {bad}:4:5: not valid YAML (expected ',' or ']', but got ':')"]
+
+
+def test_yaml_error_in_the_default_config_names_file_and_line_through_snakemake(tmp_path):
+    for d in ("workflow", "config"):
+        shutil.copytree(REPO / d, tmp_path / d)
+    default = tmp_path / "config" / "config.yaml"
+    lines = default.read_text().splitlines()
+    default.write_text("\n".join(lines + ["extra: [1, 2"]) + "\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    exe = Path(sys.executable).with_name("snakemake")
+    p = subprocess.run([str(exe), "-n", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                       timeout=300)  # fmt: skip
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"twostream: error: {default}:{len(lines) + 2}:1: not valid YAML (expected ',' or ']', but got '<stream end>')")
