@@ -148,7 +148,6 @@ def test_tiny_workflow_on_slurm_matches_local_run(cluster, tmp_path_factory):
     t0 = time.monotonic()
     tiny_run.snakemake(
         work,
-        *SLURM_TARGETS,
         "--profile",
         str(profile_dir),
         "--executor",
@@ -158,6 +157,7 @@ def test_tiny_workflow_on_slurm_matches_local_run(cluster, tmp_path_factory):
         "--slurm-keep-successful-logs",
         "--cores",
         str(cpus),
+        *SLURM_TARGETS,  # last: --configfile before them takes every word up to the next option
         timeout=1200,
     )
     elapsed = time.monotonic() - t0
