@@ -206,22 +206,32 @@ def compare_results(a: Path, b: Path, subset: bool = False) -> list[str]:
     problems = [] if subset else [f"only in {a}: {p}" for p in sorted(files_a - files_b)]
     problems += [f"only in {b}: {p}" for p in sorted(files_b - files_a)]
     for rel in sorted(files_a & files_b):
-        pa, pb = a / rel, b / rel
-        if rel.suffix == ".h5":
-            da, db = _h5_datasets(pa), _h5_datasets(pb)
-            if da.keys() != db.keys():
-                problems.append(f"{rel}: datasets {sorted(da)} != {sorted(db)}")
-            problems += [f"{rel}:/{k} differs" for k in sorted(da.keys() & db.keys()) if not _same_array(da[k], db[k])]
-        elif rel.suffix == ".csv":
-            ta, tb = pd.read_csv(pa), pd.read_csv(pb)
-            ta = ta[[c for c in ta.columns if not VOLATILE.search(str(c))]]
-            tb = tb[[c for c in tb.columns if not VOLATILE.search(str(c))]]
-            try:
-                pd.testing.assert_frame_equal(ta, tb, check_exact=False, rtol=RTOL, atol=1e-8)
-            except AssertionError as e:
-                problems.append(f"{rel}: {str(e).splitlines()[0]}")
-        else:
-            ja, jb = (_drop_volatile(json.loads(p.read_text())) for p in (pa, pb))
-            if not _same_json(ja, jb):
-                problems.append(f"{rel}: contents differ")
+        problems += compare_file(a / rel, b / rel, rel)
+    return problems
+
+
+def compare_file(pa: Path, pb: Path, rel: Path) -> list[str]:
+    """Differences between two result files of one kind (rel names them in messages):
+    HDF5 datasets, CSV tables without VOLATILE columns, JSON without VOLATILE keys.
+    Empty CSV files (no header) compare by their bytes."""
+    problems: list[str] = []
+    if rel.suffix == ".h5":
+        da, db = _h5_datasets(pa), _h5_datasets(pb)
+        if da.keys() != db.keys():
+            problems.append(f"{rel}: datasets {sorted(da)} != {sorted(db)}")
+        problems += [f"{rel}:/{k} differs" for k in sorted(da.keys() & db.keys()) if not _same_array(da[k], db[k])]
+    elif rel.suffix == ".csv":
+        if not pa.read_text().strip() or not pb.read_text().strip():
+            return [] if pa.read_bytes() == pb.read_bytes() else [f"{rel}: one file is empty"]
+        ta, tb = pd.read_csv(pa), pd.read_csv(pb)
+        ta = ta[[c for c in ta.columns if not VOLATILE.search(str(c))]]
+        tb = tb[[c for c in tb.columns if not VOLATILE.search(str(c))]]
+        try:
+            pd.testing.assert_frame_equal(ta, tb, check_exact=False, rtol=RTOL, atol=1e-8)
+        except AssertionError as e:
+            problems.append(f"{rel}: {str(e).splitlines()[0]}")
+    else:
+        ja, jb = (_drop_volatile(json.loads(p.read_text())) for p in (pa, pb))
+        if not _same_json(ja, jb):
+            problems.append(f"{rel}: contents differ")
     return problems
