@@ -25,6 +25,7 @@ The last line reads
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import os
 import sys
 import tempfile
@@ -37,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from twostream.flow.opencv import OpenCVTVL1  # noqa: E402
-from twostream.flow.params import TVL1Params  # noqa: E402
+from twostream.flow.params import TVL1Params, opencv_defaults  # noqa: E402
 from twostream.flow.tvl1_torch import TorchTVL1  # noqa: E402
 
 
@@ -201,7 +202,7 @@ def main(argv=None) -> int:
     import json
 
     w, h = (int(x) for x in args.size.lower().split("x"))
-    params = TVL1Params(**json.loads(args.tvl1)).validate("tvl1")
+    params = replace(opencv_defaults(), **json.loads(args.tvl1))  # OpenCV's defaults, then the overrides
     torch_kw = dict(device=args.device, stopping=args.stopping, compile=args.compile, batch_size=args.batch_size)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -149,6 +149,20 @@ def test_test_protocol_items(shards):
     torch.testing.assert_close(it["rgb"][5:], it["rgb"][:5].flip(-1))
 
 
+def test_a_subset_of_videos_reads_its_own_clips(shards):
+    """Assigning a subset (clip_statistics keeps a few clips per class) re-indexes the items:
+    item i reads row i of the new table, whose flow has that row's class's motion."""
+    fr, fl = shards
+    ds = ClipDataset(fr, fl, ("flow",), "train", "test", flow_length=3, crop_size=32, test_frames=1)
+    ds.videos = ds.videos[ds.videos.class_name.isin(["left", "right"])].iloc[::-1]
+    assert list(ds.videos.index) == list(range(len(ds.videos))) and len(ds) == len(ds.videos) > 2
+    for i in range(len(ds)):
+        it = ds[i]
+        assert it["label"] == ds.videos.label[i]
+        sign = float(torch.sign(it["flow"][:, 0::2].sum()))
+        assert sign == (1.0 if ds.videos.class_name[i] == "right" else -1.0)
+
+
 def test_upscale_small_frames_for_test(shards):
     fr, fl = shards
     ds = ClipDataset(fr, fl, ("flow",), "test", "test", flow_length=3, crop_size=64, test_frames=2)

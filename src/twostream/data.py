@@ -262,7 +262,6 @@ class ClipDataset(Dataset):
             where = (list(frames) + list(flow))[:1]
             raise InputError(f"{where[0] if where else 'shards'}: no videos of split {split!r}")
         self.videos = videos
-        self._rows = list(videos.itertuples(index=False))
         self.split, self.mode = split, mode
         self.use_flow = "flow" in self.modalities
         self.segments, self.flow_length = int(segments), int(flow_length)
@@ -271,6 +270,17 @@ class ClipDataset(Dataset):
         if self.test_crops not in (1, 10):
             raise InputError(f"test crops must be 1 or 10, got {self.test_crops}")
         self.seed, self.epoch = int(seed), 0
+
+    @property
+    def videos(self) -> pd.DataFrame:
+        """The videos of the split, one row each; assigning a subset (e.g. a few clips per class)
+        re-indexes the items, so item ``i`` always reads row ``i`` of this table."""
+        return self._videos
+
+    @videos.setter
+    def videos(self, table: pd.DataFrame) -> None:
+        self._videos = table.reset_index(drop=True)
+        self._rows = list(self._videos.itertuples(index=False))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
