@@ -31,13 +31,17 @@ rgb = stream_model("rgb", ds.num_classes, **kw); flow = stream_model("flow", ds.
 model = build_fused("conv", "res3", rgb, flow, cfg)
 if cl: model = model.to(memory_format=torch.channels_last)
 opt = build_optimizer(model, cfg); crit = torch.nn.CrossEntropyLoss()
-dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, num_workers=0, drop_last=True)
+BS = int(os.environ.get("BS", cfg.batch_size))
+dl = DataLoader(ds, batch_size=BS, shuffle=True, num_workers=0, drop_last=True)
 acc = {k: 0.0 for k in ("data", "forward", "backward", "optimiser")}
 n = 0
 def clock(): return time.process_time()
 it = iter(dl)
 for step in range(18):
-    t = clock(); b = next(it); t1 = clock()
+    t = clock(); b = next(it, None)
+    if b is None:
+        it = iter(dl); b = next(it)
+    t1 = clock()
     logits = model(*[b[m] for m in model.modalities])
     loss = crit(logits.float(), b["label"]); t2 = clock()
     opt.zero_grad(set_to_none=True); loss.backward(); t3 = clock()

@@ -163,6 +163,21 @@ def test_a_subset_of_videos_reads_its_own_clips(shards):
         assert sign == (1.0 if ds.videos.class_name[i] == "right" else -1.0)
 
 
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_a_split_held_in_memory_gives_the_same_items(shards, mode):
+    fr, fl = shards
+    kw = dict(flow_length=3, crop_size=24, segments=2, test_frames=3, seed=1)
+    mem = ClipDataset(fr, fl, ("rgb", "flow"), "train", mode, **kw)
+    disk = ClipDataset(fr, fl, ("rgb", "flow"), "train", mode, preload_mb=0, **kw)
+    assert 0 < mem.split_mb() < 1
+    for i in range(len(mem)):
+        a, b = mem[i], disk[i]
+        assert a["label"] == b["label"] and a["video"] == b["video"]
+        for m in ("rgb", "flow"):
+            assert torch.equal(a[m], b[m])
+    assert set(mem._memory) == {"rgb", "flow"} and disk._memory == {}
+
+
 def test_upscale_small_frames_for_test(shards):
     fr, fl = shards
     ds = ClipDataset(fr, fl, ("flow",), "test", "test", flow_length=3, crop_size=64, test_frames=2)

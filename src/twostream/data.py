@@ -40,7 +40,9 @@ a resume.
 
 Values: RGB float32 in [0, 1]; flow float32 pixels/frame (uint8 flow is de-quantized right
 after the crop is cut, before any resize).
-Shard files are opened lazily, once per worker process.
+Shard files are opened lazily, once per worker process. A split whose stored frames (raw
+codec) and flow (fixed layout) fit in ``preload_mb`` MiB is read into memory once, video by
+video, when the dataset is made (the items are the same values, without an HDF5 read each).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from .store import FlowShard, FrameShard, StoreError, dequantize_flow
 
 MODALITIES = ("rgb", "flow")
 DEFAULT_SCALES = (1.0, 0.875, 0.75, 0.66)
+PRELOAD_MB = 1024  # a split that fits is held in memory (the synthetic default: about 300 MiB)
 
 
 # ---------------------------------------------------------------- sampling rule
@@ -240,6 +243,7 @@ class ClipDataset(Dataset):
         test_frames: int = 25,
         test_crops: int = 1,
         seed: int = 0,
+        preload_mb: float = PRELOAD_MB,
     ):
         self.modalities = tuple(modalities)
         for m in self.modalities:
@@ -270,6 +274,45 @@ class ClipDataset(Dataset):
         if self.test_crops not in (1, 10):
             raise InputError(f"test crops must be 1 or 10, got {self.test_crops}")
         self.seed, self.epoch = int(seed), 0
+        self.preload_mb = float(preload_mb)
+
+    def _stores(self):
+        """(modality, shard list, shard column) of the loaded modalities."""
+        if "rgb" in self.modalities:
+            yield "rgb", self.frame_shards, "frame_shard"
+        if self.use_flow:
+            yield "flow", self.flow_shards, "flow_shard"
+
+    def split_mb(self) -> float:
+        """MiB of the split's stored frames and flow; inf when a shard is compressed per item
+        (jpeg frames, png flow), which is never held in memory."""
+        total = 0.0
+        for _, shards, col in self._stores():
+            for i, part in self._videos.groupby(col):
+                sh = shards[int(i)]
+                if (sh.kind == "frames" and sh.codec != "raw") or (sh.kind == "flow" and sh.layout == "png"):
+                    return float("inf")
+                ds = sh.file["frames" if sh.kind == "frames" else "flow"]
+                n = sh.videos.set_index("video_id").loc[part.video_id, "n_frames"].sum()
+                total += float(n) * np.prod(ds.shape[1:]) * ds.dtype.itemsize
+        return total / 2**20
+
+    def _preload(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every video's stored frames and flow fields, read once (all rows of the video), when
+        the split fits in ``preload_mb``; else nothing (items are read from the shards)."""
+        self._memory = {}
+        if not 0 < self.split_mb() <= self.preload_mb:
+            return self._memory
+        for m, shards, col in self._stores():
+            store = self._memory.setdefault(m, {})
+            for row in self._rows:
+                sh = shards[getattr(row, col)]
+                n = int(sh.video(row.video_id).n_frames)
+                store[row.video_id] = sh.read(row.video_id, range(n)) if m == "rgb" else sh.read_raw(row.video_id, range(n))
+        for _, shards, _ in self._stores():
+            for sh in shards:
+                sh.close()
+        return self._memory
 
     @property
     def videos(self) -> pd.DataFrame:
@@ -281,6 +324,7 @@ class ClipDataset(Dataset):
     def videos(self, table: pd.DataFrame) -> None:
         self._videos = table.reset_index(drop=True)
         self._rows = list(self._videos.itertuples(index=False))
+        self._memory: dict[str, dict[str, np.ndarray]] | None = None  # filled on the first item
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -309,12 +353,18 @@ class ClipDataset(Dataset):
             frames.append(f)
             fields.append(fl)
         out = {}
+        mem = self._preload() if self._memory is None else self._memory
         if "rgb" in self.modalities:
-            rgb = self.frame_shards[row.frame_shard].read(row.video_id, frames)  # (K, H, W, 3)
+            if "rgb" in mem:
+                rgb = mem["rgb"][row.video_id][frames]
+            else:
+                rgb = self.frame_shards[row.frame_shard].read(row.video_id, frames)  # (K, H, W, 3)
             out["rgb"] = _stack_channels(rgb)
         if self.use_flow:
             shard = self.flow_shards[row.flow_shard]
-            if row.n_flow > 0:
+            if row.n_flow > 0 and "flow" in mem:
+                raw = mem["flow"][row.video_id][np.concatenate(fields)]
+            elif row.n_flow > 0:
                 raw = shard.read_raw(row.video_id, np.concatenate(fields))  # (K*L, H, W, 2)
             else:
                 v = shard.video(row.video_id)
@@ -394,7 +444,7 @@ def _to_tensor(arr: np.ndarray, K: int, modality: str) -> torch.Tensor:
 
 
 __all__ = [
-    "MODALITIES", "DEFAULT_SCALES", "ClipDataset", "worker_init", "video_table", "class_names", "num_positions",
+    "MODALITIES", "DEFAULT_SCALES", "PRELOAD_MB", "ClipDataset", "worker_init", "video_table", "class_names", "num_positions",
     "segment_positions", "uniform_positions", "snippet_indices", "CropBox", "random_crop_box",
     "eval_crop_boxes", "apply_crop",
 ]
