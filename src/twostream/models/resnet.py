@@ -216,6 +216,7 @@ class ResNet(nn.Module):
         self.center_input = False
         self.register_buffer("input_mean", torch.zeros(1, 1, 1, 1), persistent=False)
         self.register_buffer("input_std", torch.ones(1, 1, 1, 1), persistent=False)
+        self._shift = self._scale = False  # mean 0 and std 1 are skipped: the same values, no pass over x
         self._init_weights()
 
     def _make_layer(self, block, planes: int, n: int, stride: int) -> ResStage:
@@ -244,11 +245,14 @@ class ResNet(nn.Module):
         std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
         self.input_mean = mean.to(self.input_mean.device)
         self.input_std = std.to(self.input_std.device)
+        self._shift, self._scale = bool((mean != 0).any()), bool((std != 1).any())
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if self.center_input:  # camera-motion compensation of flow (Simonyan & Zisserman 2014)
             x = x - x.mean(dim=(2, 3), keepdim=True)
-        return (x - self.input_mean) / self.input_std
+        if self._shift:
+            x = x - self.input_mean
+        return x / self.input_std if self._scale else x
 
     # ---- staged forward ------------------------------------------------------
     def stage_module(self, stage: str) -> nn.Module:
