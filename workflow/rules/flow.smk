@@ -17,7 +17,7 @@ rule flow:
         "benchmarks/flow/{shard}.tsv"
     conda:
         "../envs/flow.yaml"
-    threads: 2
+    threads: 1  # a job keeps about one core busy (load 112-124% with 2 threads): two shards side by side
     resources:
         mem_mb=4000,
         runtime=120,
