@@ -1,6 +1,6 @@
 """One fusion training step at the default config's sizes: CPU time of data, forward, backward, optimiser.
 
-    python bench/fusion_step.py THREADS CHANNELS_LAST   # e.g. 1 0, then 1 1
+    python bench/fusion_step.py THREADS CHANNELS_LAST [PRELOAD]  # e.g. 1 0, then 1 1; PRELOAD 0: read every item from the shards
 
 The conv fusion after res3 of two untrained default-size streams (config/config.yaml:
 train arch/widths/blocks/flow_length/crop_size, fusion.train batch_size/scales), fed
@@ -25,7 +25,8 @@ tr = base["train"]; cfg = train_config(base["fusion"])
 tmp = Path(tempfile.mkdtemp())
 fr, fl = write_random_shards(tmp, 320, 15, 64)
 ds = ClipDataset(fr, fl, ("rgb", "flow"), split="train", mode="train", segments=1, flow_length=tr["flow_length"],
-                 crop_size=tr["crop_size"], scales=cfg.scales, flip=False)
+                 crop_size=tr["crop_size"], scales=cfg.scales, flip=False,
+                 preload_mb=0 if sys.argv[3:4] == ["0"] else 1024)
 kw = dict(arch=tr["arch"], widths=tr["widths"], blocks=tr["blocks"], flow_length=tr["flow_length"])
 rgb = stream_model("rgb", ds.num_classes, **kw); flow = stream_model("flow", ds.num_classes, **kw)
 model = build_fused("conv", "res3", rgb, flow, cfg)
@@ -50,5 +51,6 @@ for step in range(18):
         for k, v in zip(acc, (t1 - t, t2 - t1, t3 - t2, t4 - t3)): acc[k] += v
         n += 1
 tot = sum(acc.values())
-print(f"fusion conv@res3, batch {cfg.batch_size}, crop {tr['crop_size']}, threads {sys.argv[1]}, channels_last {cl}: "
+print(f"fusion conv@res3, batch {BS}, crop {tr['crop_size']}, threads {sys.argv[1]}, channels_last {cl}, "
+      f"split in memory {bool(ds._memory)}: "
       f"{1e3 * tot / n:.1f} CPU ms/step: " + ", ".join(f"{k} {1e3 * v / n:.1f} ms ({100 * v / tot:.0f}%)" for k, v in acc.items()))
