@@ -11,7 +11,7 @@ from twostream.analysis import findings as F
 from twostream.analysis import invariance as INV
 from twostream.analysis import probes as P
 from twostream.analysis import units as UN
-from twostream.analysis.stage import make_config, untrained
+from twostream.analysis.stage import judge_unit, make_config, untrained
 from twostream.cli import main as cli
 from twostream.config import ConfigError
 from twostream.datasets import synthetic as S
@@ -80,6 +80,30 @@ def test_generic_needs_the_stated_level():
     labels = CLASSES.label.to_numpy()
     assert UN.classify(means, labels, UN.factor_sets(CLASSES), generic_level=0.75).kind[1] == "generic"
     assert UN.classify(means, labels, UN.factor_sets(CLASSES), generic_level=0.8).kind[1] == "other"
+
+
+def test_unit_check_judges_direction_and_colour_and_gates_a_still_input():
+    """A unit's optimised input shows a direction or a colour factor as verify judges class
+    units; a flow of 0.002 px/frame (pointing the right way) or a flat image shows nothing."""
+    from twostream.visualize.stage import make_config as vis_config
+
+    verify = vis_config({}).verify
+    classes = pd.DataFrame({"label": [0, 1], "moving_colour": ["red", "blue"],
+                            "moving_rgb": ["190 40 40", "20 90 230"]})
+    colours = {0: (190.0, 40.0, 40.0), 1: (20.0, 90.0, 230.0)}
+    flow = np.zeros((4, 32, 32, 2), np.float32)
+    flow[:, 10:20, 10:20, 0] = 1.0  # a patch moving right at 1 px/frame
+    assert judge_unit("direction=right", None, flow, classes, colours, verify)[:2] == ("direction", True)
+    assert judge_unit("direction=left", None, flow, classes, colours, verify)[:2] == ("direction", False)
+    judged, ok, d = judge_unit("direction=right", None, flow * 0.002, classes, colours, verify)
+    assert (judged, ok) == ("direction", False) and d["projection"] > 0 and d["flow_top"] < verify.min_flow
+    img = np.full((32, 32, 3), 0.5, np.float32)
+    img[8:24, 8:24] = np.array([190, 40, 40]) / 255.0  # a red disc-like patch on grey
+    assert judge_unit("moving_colour=red", img, None, classes, colours, verify)[:2] == ("colour", True)
+    assert judge_unit("moving_colour=blue", img, None, classes, colours, verify)[:2] == ("colour", False)
+    faint = 0.5 + (img - 0.5) * 0.02  # the same hue, almost no contrast: below min_image_std
+    assert judge_unit("moving_colour=red", faint, None, classes, colours, verify)[:2] == ("colour", False)
+    assert judge_unit("group=motion", img, flow, classes, colours, verify) == ("", None, {})
 
 
 def test_untrained_control_is_reinitialised_and_seeded():

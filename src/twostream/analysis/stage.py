@@ -200,6 +200,27 @@ def invariance_rows(network, layers, resp, index, sets, model_name, depth) -> li
 # --------------------------------------------------------------------------- activation maximisation checks
 
 
+def judge_unit(factor: str, rgb, flow, classes_df, colours: dict, verify) -> tuple[str, bool | None, dict]:
+    """(judge, passed, measures) of a unit's optimised input against its factor, as ``verify``
+    judges class units: the top flow's direction for ``direction=...``, the saturated pixels'
+    hue for a colour. The input must carry signal as ``verify``'s gate asks (the top-10% flow
+    magnitude >= ``min_flow``, the image's std >= ``min_image_std``): a near-still flow shows no
+    direction. ``passed`` is None when no judge reads the factor."""
+    col, _, value = factor.partition("=")
+    if col == "direction" and value in DIRECTIONS and flow is not None:
+        ok, detail = V.judge_direction(flow, DIRECTIONS[value])
+        detail["flow_top"], _ = V.top_flow(flow)
+        return "direction", bool(ok and detail["flow_top"] >= verify.min_flow), detail
+    if col in ("moving_colour", "colour") and rgb is not None:
+        lab = [int(x) for x in classes_df[classes_df.moving_colour.astype(str) == value].label]
+        if lab:
+            # the colour of the factor: the nearest class colour is one with that moving colour
+            _, detail = V.judge_colour(rgb, lab[0], colours, "saturated")
+            detail["image_std"] = float(np.asarray(rgb).std())
+            return "colour", bool(int(detail["nearest"]) in lab and detail["image_std"] >= verify.min_image_std), detail
+    return "", None, {}
+
+
 def unit_checks(model, info, units: pd.DataFrame, layer: str, classes_df, vcfg, model_name: str, log) -> pd.DataFrame:
     """Render the most generic and the most specific unit of ``layer`` and judge the factor."""
     u = units[(units.layer == layer) & (units.network == "trained")]
@@ -235,18 +256,9 @@ def unit_checks(model, info, units: pd.DataFrame, layer: str, classes_df, vcfg, 
         except ValueError:
             pass
     for i, (kind, unit, factor) in enumerate(picks):
-        col, _, value = factor.partition("=")
-        judged, ok, detail = "", None, {}
-        if col == "direction" and value in DIRECTIONS and "flow" in r.inputs:
-            judged = "direction"
-            ok, detail = V.judge_direction(r.inputs["flow"][i], DIRECTIONS[value])
-        elif col in ("moving_colour", "colour") and "rgb" in r.inputs:
-            lab = [int(x) for x in classes_df[classes_df.moving_colour.astype(str) == value].label]
-            if lab:
-                judged = "colour"
-                # the colour of the factor: the nearest class colour is one with that moving colour
-                _, detail = V.judge_colour(r.inputs["rgb"][i], lab[0], colours, "saturated")
-                ok = int(detail["nearest"]) in lab
+        rgb = r.inputs["rgb"][i] if "rgb" in r.inputs else None
+        flow = r.inputs["flow"][i] if "flow" in r.inputs else None
+        judged, ok, detail = judge_unit(factor, rgb, flow, classes_df, colours, vcfg.verify)
         rows.append(dict(model=model_name, layer=layer, unit=unit, kind=kind, factor=factor, judged=judged or "none",
                          passed=ok, **{k: v for k, v in detail.items() if isinstance(v, (int, float))}))
         log(f"unit check {layer} #{unit} ({kind}, {factor}): {judged or 'no judge'} -> {ok}")
