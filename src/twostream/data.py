@@ -42,7 +42,7 @@ Values: RGB float32 in [0, 1]; flow float32 pixels/frame (uint8 flow is de-quant
 after the crop is cut, before any resize).
 Shard files are opened lazily, once per worker process. A split whose stored frames (raw
 codec) and flow (fixed layout) fit in ``preload_mb`` MiB is read into memory once, video by
-video, when the dataset is made (the items are the same values, without an HDF5 read each).
+video, on the first item (the items are the same values, without an HDF5 read each).
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ class ClipDataset(Dataset):
                 if (sh.kind == "frames" and sh.codec != "raw") or (sh.kind == "flow" and sh.layout == "png"):
                     return float("inf")
                 ds = sh.file["frames" if sh.kind == "frames" else "flow"]
-                n = sh.videos.set_index("video_id").loc[part.video_id, "n_frames"].sum()
+                n = part["n_frames" if sh.kind == "frames" else "n_flow"].clip(lower=0).sum()
                 total += float(n) * np.prod(ds.shape[1:]) * ds.dtype.itemsize
         return total / 2**20
 
@@ -307,8 +307,8 @@ class ClipDataset(Dataset):
             store = self._memory.setdefault(m, {})
             for row in self._rows:
                 sh = shards[getattr(row, col)]
-                n = int(sh.video(row.video_id).n_frames)
-                store[row.video_id] = sh.read(row.video_id, range(n)) if m == "rgb" else sh.read_raw(row.video_id, range(n))
+                rows = range(max(int(row.n_frames if m == "rgb" else row.n_flow), 0))
+                store[row.video_id] = sh.read(row.video_id, rows) if m == "rgb" else sh.read_raw(row.video_id, rows)
         for _, shards, _ in self._stores():
             for sh in shards:
                 sh.close()

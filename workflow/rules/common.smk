@@ -113,8 +113,9 @@ def job_threads(workers):
     return 1 + int(workers or 0)
 
 
-def stream_threads(wildcards):
-    return job_threads(json.loads(train_section(wildcards.stream)).get("workers"))
+def stream_threads(stream):
+    """Threads of a job training `stream` (rgb | flow) with the `train:` settings."""
+    return job_threads(json.loads(train_section(stream)).get("workers"))
 
 
 def stream_shards(wildcards):

@@ -48,7 +48,7 @@ if quirk_enabled():
             "benchmarks/quirk/train.tsv"
         conda:
             "../envs/torch.yaml"
-        threads: lambda wc: job_threads(json.loads(train_section("rgb")).get("workers"))
+        threads: lambda wc: stream_threads("rgb")
         resources:
             mem_mb=8000,
             runtime=240,

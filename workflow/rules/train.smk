@@ -21,7 +21,7 @@ rule train_stream:
         "benchmarks/train/{stream}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: stream_threads
+    threads: lambda wc: stream_threads(wc.stream)
     resources:
         mem_mb=8000,
         runtime=240,
