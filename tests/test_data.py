@@ -12,7 +12,7 @@ from twostream.data import (
     snippet_indices, uniform_positions,
 )
 from twostream.errors import InputError
-from twostream.store import StoreError
+from twostream.store import FlowShard, FrameShard, StoreError
 
 torch.set_num_threads(1)
 QSTEP = 20.0 / 127  # one quantization step of the stored flow
@@ -176,6 +176,26 @@ def test_a_split_held_in_memory_gives_the_same_items(shards, mode):
         for m in ("rgb", "flow"):
             assert torch.equal(a[m], b[m])
     assert set(mem._memory) == {"rgb", "flow"} and disk._memory == {}
+
+
+def test_whole_videos_read_in_runs_equal_the_per_video_reads(shards):
+    """read_videos (what a split held in memory reads: one slice per run of consecutive
+    videos) returns each video's rows exactly as read() and read_raw() do, in any order of
+    ids, with gaps between the runs; an unknown id names the shard."""
+    fr, fl = shards
+    for shard in (FrameShard(fr[0]), FlowShard(fl[0])):
+        ids = list(shard.videos.video_id)
+        pick = ids[::-1][:3] + ids[-1:-2:-1] + ids[4:6] if len(ids) > 6 else ids[::-1]
+        pick = list(dict.fromkeys(pick))  # a gap (ids 3) between runs, reversed order
+        got = shard.read_videos(pick)
+        assert list(got) == pick or set(got) == set(pick)
+        for v in pick:
+            n = int(shard.video(v).n_frames)
+            want = shard.read(v, range(n)) if shard.kind == "frames" else shard.read_raw(v, range(n))
+            assert got[v].shape == want.shape and got[v].dtype == want.dtype
+            assert np.array_equal(got[v], want)
+        with pytest.raises(StoreError, match=r"shard-000\.h5.*no video 'nope'"):
+            shard.read_videos(["nope"])
 
 
 def test_upscale_small_frames_for_test(shards):

@@ -305,10 +305,8 @@ class ClipDataset(Dataset):
             return self._memory
         for m, shards, col in self._stores():
             store = self._memory.setdefault(m, {})
-            for row in self._rows:
-                sh = shards[getattr(row, col)]
-                rows = range(max(int(row.n_frames if m == "rgb" else row.n_flow), 0))
-                store[row.video_id] = sh.read(row.video_id, rows) if m == "rgb" else sh.read_raw(row.video_id, rows)
+            for i, part in self._videos.groupby(col):
+                store.update(shards[int(i)].read_videos(list(part["video_id"])))
         for _, shards, _ in self._stores():
             for sh in shards:
                 sh.close()

@@ -407,6 +407,35 @@ class _Shard:
             )
         return idx + int(v.offset)
 
+    def read_videos(self, video_ids) -> dict[str, np.ndarray]:
+        """Every stored row of each video (raw frames or stored flow values, no conversion),
+        read in as few slices as the videos' runs of consecutive rows allow: one HDF5 read per
+        run, not per video. Only for the per-row layouts (raw frames, fixed flow)."""
+        name = "frames" if self.kind == "frames" else "flow"
+        try:
+            rows = [self._row[v] for v in video_ids]
+        except KeyError as e:
+            raise StoreError(f"{self.path}: no video {e.args[0]!r}") from None
+        tab = self.videos.iloc[rows]
+        offs = tab["offset"].to_numpy(np.int64)
+        lens = tab["n_frames"].to_numpy(np.int64).clip(min=0)
+        order = np.argsort(offs, kind="stable")
+        ds = self.file[name]
+        out: dict[str, np.ndarray] = {}
+        with checked_read(self.path):
+            i = 0
+            while i < len(order):  # a run: videos whose rows follow each other in the file
+                j, end = i + 1, offs[order[i]] + lens[order[i]]
+                while j < len(order) and offs[order[j]] == end:
+                    end += lens[order[j]]
+                    j += 1
+                start = offs[order[i]]
+                block = ds[int(start) : int(end)] if end > start else np.zeros((0,) + ds.shape[1:], ds.dtype)
+                for k in order[i:j]:
+                    out[video_ids[k]] = block[offs[k] - start : offs[k] - start + lens[k]]
+                i = j
+        return out
+
 
 class FrameShard(_Shard):
     """Reads RGB frames (uint8, (k, H, W, 3)) of one video by frame index."""
