@@ -420,20 +420,27 @@ class _Shard:
         offs = tab["offset"].to_numpy(np.int64)
         lens = tab["n_frames"].to_numpy(np.int64).clip(min=0)
         order = np.argsort(offs, kind="stable")
-        ds = self.file[name]
-        out: dict[str, np.ndarray] = {}
         with checked_read(self.path):
-            i = 0
-            while i < len(order):  # a run: videos whose rows follow each other in the file
-                j, end = i + 1, offs[order[i]] + lens[order[i]]
-                while j < len(order) and offs[order[j]] == end:
-                    end += lens[order[j]]
-                    j += 1
-                start = offs[order[i]]
-                block = ds[int(start) : int(end)] if end > start else np.zeros((0,) + ds.shape[1:], ds.dtype)
-                for k in order[i:j]:
-                    out[video_ids[k]] = block[offs[k] - start : offs[k] - start + lens[k]]
-                i = j
+            ds = self.file[name]
+        out: dict[str, np.ndarray] = {}
+        i = 0
+        while i < len(order):  # a run: videos whose rows follow each other in the file
+            j, end = i + 1, offs[order[i]] + lens[order[i]]
+            while j < len(order) and offs[order[j]] == end:
+                end += lens[order[j]]
+                j += 1
+            start, run = offs[order[i]], order[i:j]
+            try:
+                with checked_read(self.path):
+                    block = ds[int(start) : int(end)] if end > start else np.zeros((0,) + ds.shape[1:], ds.dtype)
+            except StoreError:  # name the video: read the run's videos one by one
+                for k in run:
+                    with checked_read(self.path, video_ids[k]):
+                        ds[int(offs[k]) : int(offs[k] + lens[k])]
+                raise
+            for k in run:
+                out[video_ids[k]] = block[offs[k] - start : offs[k] - start + lens[k]]
+            i = j
         return out
 
 
