@@ -16,9 +16,9 @@ from twostream.visualize import verdicts as D
 from twostream.visualize import verify_runs as V
 from twostream.visualize.objectives import OUTPUT, channel, class_logit, class_log_prob
 from twostream.visualize.params import InputSet, InputSpec
-from twostream.visualize.render import Probe, Weights, render_vis
+from twostream.visualize.render import Probe, Weights, redirected_relu, render_vis
 
-from visualize_toys import BindingNet, ColourNet, MotionNet, group_classes, toy_classes
+from visualize_toys import BindingNet, ColourNet, MotionNet, SilentColourNet, group_classes, toy_classes
 
 torch.set_num_threads(1)
 
@@ -118,6 +118,38 @@ def test_render_finds_the_known_optimum_and_is_deterministic():
     cols = {c.label: c.colour for c in group_classes("appearance")}
     assert [J.nearest_colour(img, cols) for img in r1.inputs["rgb"]] == [0, 1, 2, 3]
     assert np.all(r1.probabilities[np.arange(4), np.arange(4)] > 0.9)
+
+
+def test_a_unit_silent_on_the_start_is_found_only_with_the_redirected_relu():
+    """Units below zero on every pixel of the grey start: plain gradients never move the
+    input (the control: activation 0 at every step); with the redirected ReLU gradient for
+    the first 16 steps each unit is driven above zero and its image takes its colour."""
+    net = SilentColourNet()
+    obj = channel("relu", [0, 1, 2, 3])
+    run = lambda k: render_vis(net, obj, InputSet(InputSpec.rgb(), (12, 12), [0, 1, 2, 3]), Weights(),
+                               steps=60, lr=0.05, jitter=1, redirect_relu_steps=k)
+    plain, redirected = run(0), run(16)
+    assert np.all(plain.history == 0) and np.all(plain.objective == 0)
+    assert np.all(redirected.objective > 0.05)
+    cols = {c.label: c.colour for c in group_classes("appearance")}
+    assert [J.nearest_colour(img, cols) for img in redirected.inputs["rgb"]] == [0, 1, 2, 3]
+    # the mode ends with the steps: a plain ReLU gives no gradient below zero afterwards
+    x = torch.tensor([-1.0, 2.0], requires_grad=True)
+    torch.relu(x).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0]
+
+
+def test_redirected_relu_gradient_rule():
+    """Per sample: the ReLU gradient where it is not all zero; else the incoming gradient,
+    except where it would push a negative input lower (descent moves x by -grad)."""
+    x = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, 2.0, -3.0]], requires_grad=True)
+    with redirected_relu():
+        y = torch.nn.functional.relu(x, inplace=True)
+    assert y.tolist() == [[0.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
+    y.backward(torch.tensor([[-1.0, 1.0, -2.0], [-1.0, -1.0, -2.0]]))
+    # sample 0: all-zero ReLU gradient -> redirected, the push-lower entry (+1 at x = -2) dropped
+    # sample 1: its ReLU gradient is not zero -> plain ReLU gradient
+    assert x.grad.tolist() == [[-1.0, 0.0, -2.0], [0.0, -1.0, 0.0]]
 
 
 def test_render_flow_units_in_pixels_and_weights_per_sample():

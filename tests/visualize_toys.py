@@ -111,3 +111,24 @@ def group_classes(group: str) -> list[ClassFactors]:
 
     cs = [c for c in toy_classes() if c.group == group]
     return [dataclasses.replace(c, label=i) for i, c in enumerate(cs)]
+
+
+class SilentColourNet(nn.Module):
+    """Appearance toy with ReLU units silent on a grey start: unit c is
+    ReLU(gain * (colour c . (rgb - 0.5)) - bias), recorded at layer ``relu``. Its maximum is an
+    image of colour c, but near grey (the random start) every unit is below zero, so its plain
+    gradient is zero."""
+
+    modalities = ("rgb",)
+
+    def __init__(self, bias: float = 0.3, gain: float = 1.0):
+        super().__init__()
+        cols = torch.tensor([YELLOW, GREEN, MAGENTA, CYAN]) - 0.5
+        cols = cols / cols.norm(dim=1, keepdim=True)
+        self.unit = nn.Conv2d(3, 4, 1)
+        self.unit.weight.data = gain * cols[:, :, None, None].clone()
+        self.unit.bias.data = torch.full((4,), -float(bias))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.unit(rgb - 0.5)).mean((2, 3))

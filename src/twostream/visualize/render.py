@@ -11,6 +11,13 @@ reads the recorded activations, and takes an Adam step on
 Each weight may be a scalar or one value per sample. A run is deterministic for
 its seeds: sample ``b`` is initialised from ``seeds[b]`` and the jitter sequence
 from ``jitter_seed``.
+
+``redirect_relu_steps``: for the first that many steps every ReLU of the model passes a
+gradient even where its input is negative, for a sample whose ReLU gradient would be
+zero, unless the gradient would push that input further down (the idea of Lucid's
+``redirected_relu_grad``, which its ``render_vis`` applies for the first 16 steps; our
+own code). A unit that is silent on the random start (a ReLU unit below zero everywhere)
+otherwise has no gradient at all, and its "visualization" is the start, unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError
 from ..progress import progress as progress_bar
@@ -216,6 +225,39 @@ def _frozen(model: torch.nn.Module):
     return cm()
 
 
+class _RedirectedReLU(torch.autograd.Function):
+    """ReLU forward; backward: the ReLU gradient for a sample where it is not all zero, else
+    the incoming gradient except where it would lower an input that is already negative."""
+
+    @staticmethod
+    def forward(ctx, x):  # noqa: D102
+        ctx.save_for_backward(x)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        (x,) = ctx.saved_tensors
+        relu_g = torch.where(x > 0, g, torch.zeros_like(g))
+        # g = d loss / d output; descent moves x by -g: g > 0 at x < 0 pushes x lower
+        redirected = torch.where((x < 0) & (g > 0), torch.zeros_like(g), g)
+        live = relu_g.reshape(len(g), -1).abs().amax(1) > 0 if g.dim() else relu_g.abs() > 0
+        return torch.where(live.view(-1, *[1] * (g.dim() - 1)) if g.dim() else live, relu_g, redirected)
+
+
+_RELUS = {torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+
+
+class redirected_relu(TorchFunctionMode):
+    """Inside this context every ReLU (``torch.relu``, ``F.relu``, ``nn.ReLU``, ``Tensor.relu``,
+    in-place or not) is ``_RedirectedReLU`` (an in-place call returns a new tensor, which
+    every caller here uses)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: D105
+        if func in _RELUS:
+            return _RedirectedReLU.apply(args[0])
+        return func(*args, **(kwargs or {}))
+
+
 def render_vis(
     model: torch.nn.Module,
     objective: Objective,
@@ -227,6 +269,7 @@ def render_vis(
     jitter_seed: int = 0,
     preprocess: Preprocess | None = None,
     progress: bool = False,
+    redirect_relu_steps: int = 0,
 ) -> Rendered:
     """Maximise ``objective`` over ``inputs`` (see the module docstring)."""
     weights = weights or Weights()
@@ -270,7 +313,8 @@ def render_vis(
                 xs = {k: _shift(v, dy, dx) for k, v in x.items()}
             else:
                 xs = x
-            acts = probe(pre.network(xs, kinds), output=needs_output)
+            with redirected_relu() if step < redirect_relu_steps else contextlib.nullcontext():
+                acts = probe(pre.network(xs, kinds), output=needs_output)
             score = objective(acts)
             _, grads = penalty(x)
             names = list(x)

@@ -96,6 +96,7 @@ class VisualizeConfig:
     parametrization: str
     decay_power: float
     init_sd: float
+    redirect_relu_steps: int
     seed: int
     l2: float
     tv: float
@@ -277,7 +278,8 @@ def visualize_layers(model, info: ModelInfo, layers: Sequence[str], units: dict[
     inputs = InputSet(spec, (size, size), seeds, cfg.parametrization, sd=cfg.init_sd, decay_power=cfg.decay_power)
     w = Weights(l2_rgb=cfg.l2, tv_rgb=cfg.tv, l2_flow=cfg.l2, tv_flow=cfg.tv, temporal=[r[2] for r in rows])
     obj = channels([r[0] for r in rows], [r[1] for r in rows], cfg.where)
-    r = render_vis(model, obj, inputs, w, cfg.steps, cfg.lr, cfg.jitter, cfg.seed, pre, progress=progress)
+    r = render_vis(model, obj, inputs, w, cfg.steps, cfg.lr, cfg.jitter, cfg.seed, pre, progress=progress,
+                   redirect_relu_steps=cfg.redirect_relu_steps)
     return rows, tws, r
 
 
