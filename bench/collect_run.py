@@ -35,6 +35,8 @@ FILES = {  # results/... -> docs name
     "quirk/montage.png": "quirk/montage.png",
     "quirk/quirk.csv": "quirk/quirk.csv",
     "quirk/quirk.json": "quirk/quirk.json",
+    "quirk/seeds.csv": "quirk/seeds.csv",
+    "quirk/seeds.md": "quirk/seeds.md",
 }
 
 

@@ -16,9 +16,11 @@ from helpers_streams import write_shards
 from scipy.ndimage import gaussian_filter
 
 from twostream.config import ConfigError
+from twostream.errors import InputError
 from twostream.data import ClipDataset, video_table
 from twostream.quirk import (
-    accuracy_rows, cue_mask, cued_ids, findings, make_config, paste_cue, plant, quirked_ids, wilson,
+    accuracy_rows, cue_mask, cued_ids, findings, make_config, paste_cue, plant, quirked_ids, seed_findings,
+    seed_table, wilson,
 )
 from twostream.store import FrameShard
 from twostream.visualize.quirk_detect import Cue, cue_measure, detect
@@ -256,6 +258,56 @@ def test_findings_follow_the_numbers():
     text = findings(gt, table, ver, pd.DataFrame())
     assert "fails" not in text and "below the 10.0% that would count as a failure" in text
     assert "does not show the quirk reliably" in text
+
+
+def _seed_folder(root, seed: int, shown: int, located: bool, absent: bool, alarm: bool, gated: int = 0):
+    """A hand-made analysis folder of one training seed: quirk.csv and verification.csv."""
+    d = root / f"seed-{seed}"
+    d.mkdir()
+    pd.DataFrame([dict(model="quirked", shortcut_rate=0.4 + 0.01 * seed),
+                  dict(model="clean", shortcut_rate=0.01)]).to_csv(d / "quirk.csv", index=False)
+    row = lambda model, role, check, passes, runs, ok, expected, incon=0: dict(
+        model=model, role=role, check=check, runs=runs, passes=passes, inconclusive=incon, **{"pass": ok},
+        expected=expected, as_expected=ok == (expected == "pass"))
+    pd.DataFrame([
+        row(f"quirk-rgb-s{seed}", "model", "quirk_shown", shown, 10, shown >= 8, "pass", gated),
+        row(f"quirk-rgb-s{seed}", "model", "quirk_located", int(located) * 2, 2, located, "pass"),
+        row(f"rgb-s{seed}", "model", "quirk_absent_in_clean", 10 if absent else 3, 10, absent, "pass"),
+        row(f"rgb-s{seed}", "control", "quirk_located", int(alarm) * 2, 2, alarm, "fail"),
+    ]).to_csv(d / "verification.csv", index=False)
+    return seed, d
+
+
+def test_seed_count_follows_each_seeds_checks(tmp_path):
+    """Three hand-made seeds: shown in two (one of them unlocated), one stopped at the gate, a
+    false alarm in one clean model: the counts and the sentences follow those numbers."""
+    runs = [_seed_folder(tmp_path, 0, 0, False, True, False, gated=10),
+            _seed_folder(tmp_path, 1, 9, True, True, False),
+            _seed_folder(tmp_path, 2, 10, False, False, True)]
+    t = seed_table(runs)
+    assert t.seed.tolist() == [0, 1, 2]
+    assert t.shown.tolist() == [False, True, True] and t.located.tolist() == [False, True, False]
+    assert t.absent.tolist() == [True, True, False] and t.no_false_alarm.tolist() == [True, True, False]
+    text = seed_findings(t)
+    lo, hi = wilson(2, 3)
+    assert f"shows the mark in 2 of 3 (95% CI {100 * lo:.1f}%–{100 * hi:.1f}%) seeds" in text
+    assert "in seed 0 every run stopped at the gate" in text
+    assert "locates it in 1 of 3" in text and "show no mark in 2 of 3" in text and "silent on them in 2 of 3" in text
+    assert "assign 40.0%–42.0%" in text
+    assert "| 1 | 41.0% | 1.0% | 9/10 (yes) | yes | yes | yes |" in text
+    # a seed not stopped at the gate is not said to be
+    t2 = seed_table([_seed_folder(tmp_path, 5, 3, False, True, False)])
+    assert "gate" not in seed_findings(t2) and "shows the mark in 0 of 1" in seed_findings(t2)
+
+
+def test_seed_count_names_a_folder_without_its_rows(tmp_path):
+    seed, d = _seed_folder(tmp_path, 0, 9, True, True, False)
+    v = pd.read_csv(d / "verification.csv")
+    v[v.check != "quirk_shown"].to_csv(d / "verification.csv", index=False)
+    with pytest.raises(InputError, match=r"seed-0/verification.csv: expected one 'quirk_shown' row, found 0"):
+        seed_table([(seed, d)])
+    with pytest.raises(InputError, match=r"seed-9: cannot read the quirk analysis"):
+        seed_table([(9, tmp_path / "seed-9")])
 
 
 def test_cli_names_a_missing_ground_truth(tmp_path):

@@ -27,7 +27,7 @@ PLOT_RULES = {"plots"}
 TABLE_RULES = {"ablation_table", "findings"} | PLOT_RULES  # findings includes the ablation's findings
 DOWNSTREAM_OF_TRAIN = {"train_stream", "train_fusion", "evaluate", "visualize", "verify_model", "verify_untrained",
                        "visualize_summary",
-                       "findings_model", "quirk_data", "train_quirk", "quirk"} | TABLE_RULES
+                       "findings_model", "quirk_data", "train_quirk", "quirk", "quirk_seeds"} | TABLE_RULES
 DOWNSTREAM_OF_FLOW = {"flow"} | DOWNSTREAM_OF_TRAIN
 
 
@@ -106,6 +106,25 @@ def test_new_fusion_entry_schedules_its_training_evaluation_and_tables(finished,
         assert counts.pop("verify_model") == 1
         assert counts.pop("visualize_summary") == 1
     assert set(counts) <= TABLE_RULES, counts
+
+
+def test_a_further_quirk_training_seed_schedules_its_pair_its_analysis_and_the_seed_count(finished, test_config,
+                                                                                          tmp_path):
+    if not (test_config.get("quirk") or {}).get("enabled", True):
+        pytest.skip("the tiny config runs no quirk experiment")
+    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"quirk": {"train_seeds": [7]}})])
+    counts = {}
+    for j in jobs:
+        counts[j["rule"]] = counts.get(j["rule"], 0) + 1
+    assert counts.pop("train_quirk") == 2  # the quirked and the clean stream of seed 7
+    assert counts.pop("quirk") == 1  # its analysis only: seed 0's stays
+    assert counts.pop("quirk_seeds") == 1
+    assert counts.pop("visualize_summary") == 1  # its verification rows join the table
+    assert not counts, counts
+    outs = outputs_of(jobs)
+    assert {"results/quirk/seed-7/model/checkpoint.pt", "results/quirk/seed-7/clean/checkpoint.pt",
+            "results/quirk/seed-7/quirk.csv", "results/quirk/seeds.md"} <= outs
+    assert "results/quirk/quirk.csv" not in outs and "results/models/rgb/checkpoint.pt" not in outs
 
 
 def edited_copy(finished: Path, tmp_path: Path, module: str) -> Path:

@@ -74,8 +74,13 @@ from .visualize.stage import model_info, verify_settings
 from .visualize.verdicts import check_row
 
 KINDS = ("mark",)
-# the two models of the experiment and their names in the verification tables
+# the two models of the experiment and their names in the verification tables (a further
+# training seed's pair adds its suffix, e.g. "quirk-rgb-s1", "rgb-s1")
 MODEL_NAMES = {"quirked": "quirk-rgb", "clean": "rgb"}
+
+
+def model_names(suffix: str = "") -> dict[str, str]:
+    return {role: name + suffix for role, name in MODEL_NAMES.items()}
 SECTIONS = ("quirk", "evaluate", "visualize")
 
 
@@ -103,6 +108,7 @@ class QuirkConfig:
     size: int
     colour: list[int]
     seed: int
+    train_seeds: list[int]  # further training seeds (workflow: results/quirk/seed-N)
     cued_clips_per_class: int
     min_cue_gap: float
     tolerance: float  # px around the planted place; 0: the visualization's jitter
@@ -529,7 +535,7 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
             raise InputError(f"{path}: weights do not match the model ({str(e).splitlines()[0]})") from None
         if tuple((models[role][1].get("data") or {}).get("modalities") or ()) != ("rgb",):
             raise InputError(f"{path}: the quirk experiment needs an appearance (rgb) stream checkpoint")
-    names = list(models["clean"][1].get("class_names") or [])
+    class_names = list(models["clean"][1].get("class_names") or [])
     preds = {}
     for role, (model, ckpt) in models.items():
         crop = int((ckpt.get("data") or {}).get("crop_size", 224))
@@ -540,7 +546,7 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
             raise InputError(f"{args.cued}: lacks cued clips listed in {args.truth}")
         preds[role] = (videos, probs.argmax(1), cued_probs.argmax(1)[order])
         log(f"{role}: predicted {len(videos)} clean and {len(cued_videos)} cued test clips")
-    table = accuracy_rows(gt, preds, names or [f"class-{i}" for i in range(int(probs.shape[1]))])
+    table = accuracy_rows(gt, preds, class_names or [f"class-{i}" for i in range(int(probs.shape[1]))])
     ver, runs, images = verify_models(models, gt, classes, vcfg, qcfg, log)
 
     example = None
@@ -553,18 +559,19 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    names = model_names(args.suffix)
     with atomic_path(out / "quirk.csv") as tmp:
         table.round(4).to_csv(tmp, index=False)
     # in the merged verification.csv the models go by their result folders' names
     with atomic_path(out / "verification.csv") as tmp:
-        ver.assign(model=ver.model.map(MODEL_NAMES)).to_csv(tmp, index=False)
+        ver.assign(model=ver.model.map(names)).to_csv(tmp, index=False)
     with atomic_path(out / "verification_runs.csv") as tmp:
-        runs.assign(model=runs.model.map(MODEL_NAMES)).to_csv(tmp, index=False)
+        runs.assign(model=runs.model.map(names)).to_csv(tmp, index=False)
     summ = runs[runs.check != "quirk_located"].groupby("model", sort=False).agg(
         activation=("activation", "mean"), image_std=("image_std", "mean")).reset_index()
     summ.insert(1, "layer", "output")
     summ.insert(2, "unit", int(gt["label"]))
-    summ["model"] = summ.model.map(MODEL_NAMES)
+    summ["model"] = summ.model.map(names)
     summ["experiment"] = "quirk"
     with atomic_path(out / "summary.csv") as tmp:
         summ.to_csv(tmp, index=False)
@@ -588,6 +595,95 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
 # --------------------------------------------------------------------------- CLI
 
 
+# --------------------------------------------------------------------------- over training seeds
+
+
+def seed_table(runs: Sequence[tuple[int, str | Path]]) -> pd.DataFrame:
+    """One row per training seed of the quirked / clean pair from its analysis folder
+    (``quirk.csv``, ``verification.csv``): the shortcut rates and whether each check of the
+    quirk passed (``shown``, ``located``) or held in the clean model (``absent``,
+    ``no_false_alarm``: the detector stayed silent on the clean model's images)."""
+    rows = []
+    for seed, folder in runs:
+        folder = Path(folder)
+        try:
+            acc = pd.read_csv(folder / "quirk.csv").set_index("model")
+            ver = pd.read_csv(folder / "verification.csv")
+        except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise InputError(f"{folder}: cannot read the quirk analysis ({type(e).__name__})") from None
+        model_role = ver.role.eq("model")
+
+        def check(name: str, model_rows: bool = True) -> pd.Series:
+            hit = ver[(ver.check == name) & (model_role if model_rows else ~model_role)]
+            if len(hit) != 1:
+                raise InputError(f"{folder / 'verification.csv'}: expected one {name!r} row, found {len(hit)}")
+            return hit.iloc[0]
+
+        shown, absent = check("quirk_shown"), check("quirk_absent_in_clean")
+        located = ver[(ver.check == "quirk_located") & (ver.expected == "pass")]
+        alarm = ver[(ver.check == "quirk_located") & (ver.expected == "fail")]
+        rows.append({
+            "seed": int(seed), "folder": str(folder),
+            "shortcut_rate": float(acc.loc["quirked", "shortcut_rate"]),
+            "clean_shortcut_rate": float(acc.loc["clean", "shortcut_rate"]),
+            "shown_passes": int(shown.passes), "shown_runs": int(shown.runs),
+            "shown_inconclusive": int(shown.inconclusive), "shown": bool(shown["pass"]),
+            "absent": bool(absent["pass"]),
+            "located": bool(len(located) == 1 and located.iloc[0]["pass"]),
+            "no_false_alarm": bool(len(alarm) == 1 and alarm.iloc[0]["as_expected"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def seed_findings(t: pd.DataFrame) -> str:
+    """How often, over training seeds, the visualization reveals the quirk: sentences from ``t``."""
+    n = len(t)
+    if not n:
+        return ""
+
+    def count(col: str) -> str:
+        k = int(t[col].sum())
+        lo, hi = wilson(k, n)
+        return f"{k} of {n} (95% CI {_pct(lo)}–{_pct(hi)})"
+
+    seeds = ", ".join(str(s) for s in t.seed)
+    lines = ["### Over training seeds", ""]
+    lines.append(f"The quirked and the clean appearance streams were trained with {n} seed{'s' * (n > 1)} ({seeds}), "
+                 f"each pair with the same seed and schedule. With the mark pasted in, the quirked models assign "
+                 f"{_pct(t.shortcut_rate.min())}–{_pct(t.shortcut_rate.max())} of the other classes' cued clips to "
+                 f"the quirked class, the clean models {_pct(t.clean_shortcut_rate.min())}–"
+                 f"{_pct(t.clean_shortcut_rate.max())}.")
+    gated = t[(~t.shown) & (t.shown_inconclusive == t.shown_runs)]
+    lines.append(f"The visualization shows the mark in {count('shown')} seeds"
+                 + (f" (in seed{'s' * (len(gated) > 1)} {', '.join(str(s) for s in gated.seed)} every run stopped "
+                    f"at the gate: the class unit could not be driven to a confident class)" if len(gated) else "")
+                 + f"; the blind detector locates it in {count('located')}. The clean models show no mark in "
+                 f"{count('absent')}, and the detector stays silent on them in {count('no_false_alarm')}.")
+    lines.append("")
+    lines.append("| seed | shortcut (quirked) | shortcut (clean) | quirk_shown | located | absent in clean | "
+                 "no false alarm |")
+    lines.append("|---|---|---|---|---|---|---|")
+    yes = lambda b: "yes" if b else "no"
+    for r in t.itertuples():
+        lines.append(f"| {r.seed} | {_pct(r.shortcut_rate)} | {_pct(r.clean_shortcut_rate)} | "
+                     f"{r.shown_passes}/{r.shown_runs} ({yes(r.shown)}) | {yes(r.located)} | {yes(r.absent)} | "
+                     f"{yes(r.no_false_alarm)} |")
+    return "\n".join(lines) + "\n"
+
+
+def summarise_seeds(args: argparse.Namespace) -> int:
+    if len(args.runs) != len(args.run_seeds):
+        raise InputError("twostream quirk --runs and --run-seeds must be the same length")
+    t = seed_table(list(zip(args.run_seeds, args.runs)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "seeds.csv") as tmp:
+        t.to_csv(tmp, index=False)
+    with atomic_path(out / "seeds.md") as tmp:
+        tmp.write_text(seed_findings(t))
+    return 0
+
+
 def sections_from_args(args: argparse.Namespace) -> dict[str, dict]:
     """{section: settings} from ``--params`` (a JSON object keyed by section) or ``--config``."""
     if args.params:
@@ -609,6 +705,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clean", default="", help="checkpoint of the appearance stream trained on the clean data")
     p.add_argument("--classes", default="", help="classes.csv (the class's known causes)")
     p.add_argument("--out", default="", help="output folder of the analysis (results/quirk)")
+    p.add_argument("--suffix", default="", help="appended to the models' names in the tables (a further training seed: -s1)")
+    p.add_argument("--runs", nargs="+", default=[], help="analysis folders of the training seeds: write seeds.csv and seeds.md to --out")
+    p.add_argument("--run-seeds", nargs="+", type=int, default=[], help="the training seed of each of --runs")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--params", help='JSON {"quirk": ..., "evaluate": ..., "visualize": ...} (as the rules pass it)')
     g.add_argument("--config", help="YAML config file; its quirk, evaluate and visualize sections are read")
@@ -626,6 +725,10 @@ def run(args: argparse.Namespace) -> int:
         plant(cfg, args.frames, args.overlay, args.cued, args.truth, log)
         log("done")
         return 0
+    if args.runs:
+        if not args.out:
+            raise InputError("twostream quirk --runs needs --out")
+        return summarise_seeds(args)
     for key in ("truth", "quirked", "clean", "cued", "overlay", "out"):
         if not getattr(args, key):
             raise InputError(f"twostream quirk needs --{key} (or --plant)")
@@ -634,4 +737,5 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = ["QuirkConfig", "DetectorConfig", "make_config", "cue_mask", "paste_cue", "quirked_ids", "cued_ids",
            "plant", "read_truth", "wilson", "accuracy_rows", "judge_runs", "shown", "absent", "locate", "verify_models", "findings",
+           "model_names", "seed_table", "seed_findings", "summarise_seeds",
            "montage", "analyse", "add_arguments", "run"]

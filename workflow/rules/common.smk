@@ -93,8 +93,12 @@ def all_targets():
     if config["dataset"]["kind"] == "synthetic":
         targets += ["results/findings.md", "results/visualization/invariance.png"]
     if quirk_enabled():
-        targets += ["results/quirk/quirk.csv", "results/quirk/findings.md"]
-        targets += ["results/quirk/montage.png"]
+        targets += [
+            f"{d}/{f}"
+            for d in quirk_dirs()
+            for f in ("quirk.csv", "findings.md", "montage.png")
+        ]
+        targets += ["results/quirk/seeds.csv", "results/quirk/seeds.md"]
     return targets
 
 
@@ -204,7 +208,12 @@ def quirk_params():
     vis = json.loads(vis_section())
     return json.dumps(
         {
-            "quirk": config.get("quirk") or {},
+            # the further training seeds are not this job's: adding one reruns no analysis
+            "quirk": {
+                k: v
+                for k, v in (config.get("quirk") or {}).items()
+                if k != "train_seeds"
+            },
             "evaluate": config.get("evaluate") or {},
             "visualize": vis,
         },
@@ -212,6 +221,48 @@ def quirk_params():
     )
 
 
+def quirk_seeds():
+    """Training seeds of the quirked / clean pair: the rgb stream's seed first (its clean
+    model is results/models/rgb), then quirk.train_seeds (each pair in results/quirk/seed-N).
+    """
+    if not quirk_enabled():
+        return []
+    first = int(json.loads(train_section("rgb"))["seed"])
+    more = [int(s) for s in (config.get("quirk") or {}).get("train_seeds") or []]
+    return [first] + [s for s in dict.fromkeys(more) if s != first]
+
+
+def quirk_folder(seed):
+    """`quirk` (results/quirk) for the rgb stream's seed, else `quirk/seed-N`."""
+    return "quirk" if seed == quirk_seeds()[0] else f"quirk/seed-{seed}"
+
+
 def quirk_dirs():
     """Folders whose verification tables join results/visualization/verification.csv."""
-    return ["results/quirk"] if quirk_enabled() else []
+    return [f"results/{quirk_folder(s)}" for s in quirk_seeds()]
+
+
+def quirk_seed_of(q):
+    """The training seed of the analysis folder results/{q}."""
+    return quirk_seeds()[0] if q == "quirk" else int(q.rsplit("-", 1)[1])
+
+
+def quirk_train_params(wildcards):
+    """The rgb stream's `train:` settings with the folder's training seed, canonical JSON."""
+    d = json.loads(train_section("rgb"))
+    d["seed"] = quirk_seed_of(wildcards.q)
+    return grid.params_json(d)
+
+
+def quirk_train_inputs(wildcards):
+    """The frames shards, and the overlay of quirked clips for the quirked model only."""
+    frames = expand("results/frames/{shard}.h5", shard=shards())
+    if wildcards.role == "model":
+        return frames + ["results/quirk/frames.h5"]
+    return frames
+
+
+def quirk_clean_checkpoint(wildcards):
+    if wildcards.q == "quirk":
+        return "results/models/rgb/checkpoint.pt"
+    return f"results/{wildcards.q}/clean/checkpoint.pt"

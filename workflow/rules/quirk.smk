@@ -4,10 +4,14 @@
 # quirked class's training clips with the mark pasted in; listed after the dataset's shards
 # its clips replace theirs), results/quirk/cued_test.h5 (other classes' test clips with the
 # mark) and results/quirk/quirk.json (the ground truth). Decode and flow are shared.
-# train_quirk: the appearance stream trained on the quirked data with the rgb stream's
-# settings (same seed and schedule as results/models/rgb, the clean model).
-# quirk: both models -> results/quirk/quirk.csv (accuracy, confusion, shortcut rate),
+# train_quirk: the appearance stream trained on the quirked data (role model) with the rgb
+# stream's settings: results/quirk/model has the rgb stream's seed and schedule, and
+# results/models/rgb is its clean model; each further seed of quirk.train_seeds trains both
+# in results/quirk/seed-N/{model,clean}.
+# quirk: one pair -> results/quirk[/seed-N]/quirk.csv (accuracy, confusion, shortcut rate),
 # verification.csv (+ _runs), summary.csv, findings.md, montage.png, visualizations.h5.
+# quirk_seeds: every pair's analysis -> results/quirk/seeds.csv, seeds.md (in how many
+# training seeds the visualization shows the quirk).
 
 if quirk_enabled():
 
@@ -37,15 +41,17 @@ if quirk_enabled():
 
     rule train_quirk:
         input:
-            frames=expand("results/frames/{shard}.h5", shard=shards()),
-            overlay="results/quirk/frames.h5",
+            frames=quirk_train_inputs,
         output:
-            checkpoint="results/quirk/model/checkpoint.pt",
-            history="results/quirk/model/history.csv",
+            checkpoint="results/{q}/{role}/checkpoint.pt",
+            history="results/{q}/{role}/history.csv",
         log:
-            "logs/quirk/train.log",
+            "logs/{q}/train-{role}.log",
         benchmark:
-            "benchmarks/quirk/train.tsv"
+            "benchmarks/{q}/train-{role}.tsv"
+        wildcard_constraints:
+            q=r"quirk(/seed-\d+)?",
+            role="model|clean",
         conda:
             "../envs/torch.yaml"
         threads: lambda wc: stream_threads("rgb")
@@ -54,11 +60,11 @@ if quirk_enabled():
             runtime=240,
             gpu=1,
         params:
-            cfg=train_section("rgb"),
+            cfg=quirk_train_params,
             code=code_hash("train"),
             out=lambda wc, output: os.path.dirname(output.checkpoint),
         shell:
-            "twostream train --stream rgb --frames {input.frames} {input.overlay}"
+            "twostream train --stream rgb --frames {input.frames}"
             " --out {params.out} --params {params.cfg:q} --threads {threads} > {log} 2>&1"
 
     rule quirk:
@@ -67,25 +73,27 @@ if quirk_enabled():
             overlay="results/quirk/frames.h5",
             cued="results/quirk/cued_test.h5",
             truth="results/quirk/quirk.json",
-            quirked="results/quirk/model/checkpoint.pt",
-            clean="results/models/rgb/checkpoint.pt",
+            quirked="results/{q}/model/checkpoint.pt",
+            clean=quirk_clean_checkpoint,
             classes=classes_csv(),
         output:
-            table="results/quirk/quirk.csv",
-            verification="results/quirk/verification.csv",
-            runs="results/quirk/verification_runs.csv",
-            summary="results/quirk/summary.csv",
-            findings="results/quirk/findings.md",
-            images="results/quirk/visualizations.h5",
+            table="results/{q}/quirk.csv",
+            verification="results/{q}/verification.csv",
+            runs="results/{q}/verification_runs.csv",
+            summary="results/{q}/summary.csv",
+            findings="results/{q}/findings.md",
+            images="results/{q}/visualizations.h5",
             montage=report(
-                "results/quirk/montage.png",
+                "results/{q}/montage.png",
                 caption="../report/quirk_montage.rst",
                 category="Quirk",
             ),
         log:
-            "logs/quirk/analyse.log",
+            "logs/{q}/analyse.log",
         benchmark:
-            "benchmarks/quirk/analyse.tsv"
+            "benchmarks/{q}/analyse.tsv"
+        wildcard_constraints:
+            q=r"quirk(/seed-\d+)?",
         conda:
             "../envs/torch.yaml"
         threads: 1
@@ -98,8 +106,36 @@ if quirk_enabled():
             classes=lambda wc, input: (
                 f"--classes {input.classes}" if input.classes else ""
             ),
+            suffix=lambda wc: (
+                "" if wc.q == "quirk" else f"--suffix -s{quirk_seed_of(wc.q)}"
+            ),
             out=lambda wc, output: os.path.dirname(output.table),
         shell:
             "twostream quirk --frames {input.frames} --overlay {input.overlay} --cued {input.cued}"
             " --truth {input.truth} --quirked {input.quirked} --clean {input.clean} {params.classes}"
-            " --out {params.out} --params {params.cfg:q} --threads {threads} > {log} 2>&1"
+            " {params.suffix} --out {params.out} --params {params.cfg:q} --threads {threads} > {log} 2>&1"
+
+    rule quirk_seeds:
+        input:
+            tables=expand("{d}/quirk.csv", d=quirk_dirs()),
+            verifications=expand("{d}/verification.csv", d=quirk_dirs()),
+        output:
+            table="results/quirk/seeds.csv",
+            findings="results/quirk/seeds.md",
+        log:
+            "logs/quirk/seeds.log",
+        benchmark:
+            "benchmarks/quirk/seeds.tsv"
+        conda:
+            "../envs/summary.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            runs=lambda wc, input: " ".join(os.path.dirname(t) for t in input.tables),
+            seeds=" ".join(str(s) for s in quirk_seeds()),
+            out=lambda wc, output: os.path.dirname(output.table),
+            code=code_hash("quirk"),
+        shell:
+            "twostream quirk --runs {params.runs} --run-seeds {params.seeds} --out {params.out} > {log} 2>&1"
