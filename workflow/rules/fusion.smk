@@ -27,6 +27,8 @@ rule train_fusion:
         method=grid.METHOD_PATTERN,
         position=grid.POSITION_PATTERN,
         seed=grid.SEED_PATTERN,
+    # the longest jobs first; evaluations and pictures fill the gaps
+    priority: 10
     conda:
         "../envs/torch.yaml"
     threads: lambda wc: job_threads(config["fusion"]["train"].get("workers"))

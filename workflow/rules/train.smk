@@ -19,6 +19,8 @@ rule train_stream:
         "logs/train/{stream}.log",
     benchmark:
         "benchmarks/train/{stream}.tsv"
+    # the streams head the critical path: every fusion cell waits for both
+    priority: 20
     conda:
         "../envs/torch.yaml"
     threads: lambda wc: stream_threads(wc.stream)
