@@ -300,6 +300,24 @@ def test_seed_count_follows_each_seeds_checks(tmp_path):
     assert "gate" not in seed_findings(t2) and "shows the mark in 0 of 1" in seed_findings(t2)
 
 
+def test_a_seed_suffix_reaches_the_cli_as_the_rule_writes_it():
+    """A suffix starts with '-', so `--suffix -s3` reads as an option and argparse stops;
+    the rule must write `--suffix=-s3` (a real run of seed 2 failed on the first form)."""
+    import argparse
+    from pathlib import Path
+
+    from twostream.quirk import add_arguments, model_names
+
+    p = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(p)
+    assert p.parse_args(["--suffix=-s3"]).suffix == "-s3"
+    with pytest.raises((argparse.ArgumentError, SystemExit)):
+        p.parse_args(["--suffix", "-s3"])
+    rule = (Path(__file__).parents[1] / "workflow" / "rules" / "quirk.smk").read_text()
+    assert 'f"--suffix=-s{' in rule and 'f"--suffix -s' not in rule
+    assert model_names("-s3") == {"quirked": "quirk-rgb-s3", "clean": "rgb-s3"}
+
+
 def test_seed_count_names_a_folder_without_its_rows(tmp_path):
     seed, d = _seed_folder(tmp_path, 0, 9, True, True, False)
     v = pd.read_csv(d / "verification.csv")

@@ -107,7 +107,7 @@ if quirk_enabled():
                 f"--classes {input.classes}" if input.classes else ""
             ),
             suffix=lambda wc: (
-                "" if wc.q == "quirk" else f"--suffix -s{quirk_seed_of(wc.q)}"
+                "" if wc.q == "quirk" else f"--suffix=-s{quirk_seed_of(wc.q)}"
             ),
             out=lambda wc, output: os.path.dirname(output.table),
         shell:
