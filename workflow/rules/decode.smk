@@ -50,6 +50,9 @@ rule decode:
         "logs/decode/{shard}.log",
     benchmark:
         "benchmarks/decode/{shard}.tsv"
+    # every shard decoded (seconds each) before the flow jobs take the cores: otherwise the
+    # last shard's decode, and so its flow, can wait behind the other shards' flows
+    priority: 30
     conda:
         "../envs/data.yaml"
     threads: 2
