@@ -41,8 +41,8 @@ a resume.
 Values: RGB float32 in [0, 1]; flow float32 pixels/frame (uint8 flow is de-quantized right
 after the crop is cut, before any resize).
 Shard files are opened lazily, once per worker process. A split whose stored frames (raw
-codec) and flow (fixed layout) fit in ``preload_mb`` MiB is read into memory once, video by
-video, on the first item (the items are the same values, without an HDF5 read each).
+codec) and flow (fixed layout) fit in ``preload_mb`` MiB is read into memory once, one HDF5
+slice per run of consecutive videos (``read_videos``), on the first item (the items are the same values, without an HDF5 read each).
 """
 
 from __future__ import annotations

@@ -77,11 +77,11 @@ KINDS = ("mark",)
 # the two models of the experiment and their names in the verification tables (a further
 # training seed's pair adds its suffix, e.g. "quirk-rgb-s1", "rgb-s1")
 MODEL_NAMES = {"quirked": "quirk-rgb", "clean": "rgb"}
+SECTIONS = ("quirk", "evaluate", "visualize")
 
 
 def model_names(suffix: str = "") -> dict[str, str]:
     return {role: name + suffix for role, name in MODEL_NAMES.items()}
-SECTIONS = ("quirk", "evaluate", "visualize")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -592,9 +592,6 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- CLI
-
-
 # --------------------------------------------------------------------------- over training seeds
 
 
@@ -611,10 +608,8 @@ def seed_table(runs: Sequence[tuple[int, str | Path]]) -> pd.DataFrame:
             ver = pd.read_csv(folder / "verification.csv")
         except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise InputError(f"{folder}: cannot read the quirk analysis ({type(e).__name__})") from None
-        model_role = ver.role.eq("model")
-
-        def check(name: str, model_rows: bool = True) -> pd.Series:
-            hit = ver[(ver.check == name) & (model_role if model_rows else ~model_role)]
+        def check(name: str) -> pd.Series:
+            hit = ver[(ver.check == name) & ver.role.eq("model")]
             if len(hit) != 1:
                 raise InputError(f"{folder / 'verification.csv'}: expected one {name!r} row, found {len(hit)}")
             return hit.iloc[0]
@@ -682,6 +677,9 @@ def summarise_seeds(args: argparse.Namespace) -> int:
     with atomic_path(out / "seeds.md") as tmp:
         tmp.write_text(seed_findings(t))
     return 0
+
+
+# --------------------------------------------------------------------------- CLI
 
 
 def sections_from_args(args: argparse.Namespace) -> dict[str, dict]:

@@ -240,8 +240,8 @@ class _RedirectedReLU(torch.autograd.Function):
         relu_g = torch.where(x > 0, g, torch.zeros_like(g))
         # g = d loss / d output; descent moves x by -g: g > 0 at x < 0 pushes x lower
         redirected = torch.where((x < 0) & (g > 0), torch.zeros_like(g), g)
-        live = relu_g.reshape(len(g), -1).abs().amax(1) > 0 if g.dim() else relu_g.abs() > 0
-        return torch.where(live.view(-1, *[1] * (g.dim() - 1)) if g.dim() else live, relu_g, redirected)
+        live = relu_g.reshape(len(g), -1).abs().amax(1) > 0  # per sample (dim 0 is the batch)
+        return torch.where(live.view(-1, *[1] * (g.dim() - 1)), relu_g, redirected)
 
 
 _RELUS = {torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu, torch.Tensor.relu_}
