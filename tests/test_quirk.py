@@ -297,7 +297,10 @@ def test_seed_count_follows_each_seeds_checks(tmp_path):
     assert "| 1 | 41.0% | 1.0% | 9/10 (yes) | yes | yes | yes |" in text
     # a seed not stopped at the gate is not said to be
     t2 = seed_table([_seed_folder(tmp_path, 5, 3, False, True, False)])
-    assert "gate" not in seed_findings(t2) and "shows the mark in 0 of 1" in seed_findings(t2)
+    text2 = seed_findings(t2)
+    assert "gate" not in text2 and "shows the mark in 0 of 1" in text2
+    # one seed: one rate, not a range of one
+    assert f"the quirked model assigns {100 * t2.shortcut_rate[0]:.1f}% of" in text2 and "–" not in text2.split("\n")[2]
 
 
 def test_a_seed_suffix_reaches_the_cli_as_the_rule_writes_it():

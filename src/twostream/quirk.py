@@ -641,13 +641,16 @@ def seed_findings(t: pd.DataFrame) -> str:
         lo, hi = wilson(k, n)
         return f"{k} of {n} (95% CI {_pct(lo)}–{_pct(hi)})"
 
+    def span(col: str) -> str:
+        lo, hi = _pct(t[col].min()), _pct(t[col].max())
+        return lo if lo == hi else f"{lo}–{hi}"
+
     seeds = ", ".join(str(s) for s in t.seed)
     lines = ["### Over training seeds", ""]
     lines.append(f"The quirked and the clean appearance streams were trained with {n} seed{'s' * (n > 1)} ({seeds}), "
-                 f"each pair with the same seed and schedule. With the mark pasted in, the quirked models assign "
-                 f"{_pct(t.shortcut_rate.min())}–{_pct(t.shortcut_rate.max())} of the other classes' cued clips to "
-                 f"the quirked class, the clean models {_pct(t.clean_shortcut_rate.min())}–"
-                 f"{_pct(t.clean_shortcut_rate.max())}.")
+                 f"each pair with the same seed and schedule. With the mark pasted in, the quirked "
+                 f"model{'s' * (n > 1)} assign{'s' * (n == 1)} {span('shortcut_rate')} of the other classes' cued "
+                 f"clips to the quirked class, the clean model{'s' * (n > 1)} {span('clean_shortcut_rate')}.")
     gated = t[(~t.shown) & (t.shown_inconclusive == t.shown_runs)]
     lines.append(f"The visualization shows the mark in {count('shown')} seeds"
                  + (f" (in seed{'s' * (len(gated) > 1)} {', '.join(str(s) for s in gated.seed)} every run stopped "
