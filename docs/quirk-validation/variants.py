@@ -9,7 +9,8 @@ given SEEDS (comma-separated); DESIGN_FOLDER is one design's folder of design.sh
 quirk.json and the quirked models seed-N/model). Each variant changes a few settings of the frozen
 verification runs (``visualize`` / ``visualize.verify``) and, for ``redirect*``, applies the
 redirected ReLU gradient for that many first steps; everything else is the analysis rule's
-code (``twostream.quirk.verify_models``). One row per (seed, variant).
+code (``twostream.quirk.verify_models``) with the settings the run's quirk job used
+(job_params.py). One row per (seed, variant).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import functools
 import json
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
 from twostream import quirk as Q
 from twostream.models import load_model
@@ -30,6 +31,8 @@ from twostream.visualize import render as R
 from twostream.visualize import verify_runs as V
 from twostream.visualize.causes import read_classes
 from twostream.visualize.stage import make_config as vis_config
+
+from job_params import job_params
 
 # name: (visualize overrides, visualize.verify overrides, redirected-ReLU steps)
 VARIANTS = {
@@ -56,7 +59,7 @@ VARIANTS = {
 def main(argv: list[str]) -> int:
     run, design, seeds, out = argv[0], argv[1], [int(s) for s in argv[2].split(",")], argv[3]
     names = argv[4:] or list(VARIANTS)
-    cfg = yaml.safe_load(open(f"{run}/config/config.yaml"))
+    cfg = job_params(Path(run), "results/quirk/quirk.csv")  # the settings the run's quirk job used
     qcfg = Q.make_config(cfg["quirk"])
     base = vis_config(cfg["visualize"])
     gt = Q.read_truth(f"{design}/quirk.json")
