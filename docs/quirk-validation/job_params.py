@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def job_params(run: Path, output: str) -> dict:
-    name = base64.b64encode(output.encode()).decode().replace("/", "_")
+    name = base64.urlsafe_b64encode(output.encode()).decode()  # as snakemake.persistence names it
     meta = run / ".snakemake" / "metadata" / name
     if not meta.is_file():
         sys.exit(f"{meta}: no record of the job that made {output} (run the pipeline first)")
