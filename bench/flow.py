@@ -195,6 +195,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=8, help="torch backend: pairs solved together")
     p.add_argument("--stopping", default="opencv", choices=["opencv", "fixed"])
     p.add_argument("--no-compile", dest="compile", action="store_false", help="eager torch (no torch.compile)")
+    p.add_argument("--kernel", default="auto", choices=["auto", "c", "torch"],
+                   help="torch backend on CPU: inner iterations in the C kernel (auto, c) or in torch")
     p.add_argument("--skip-opencv", action="store_true", help="time the torch backend only (e.g. on a GPU machine)")
     p.add_argument("--tvl1", default="{}", help="JSON overrides of the TV-L1 parameters, e.g. '{\"warps\": 3}'")
     args = p.parse_args(argv)
@@ -203,7 +205,9 @@ def main(argv=None) -> int:
 
     w, h = (int(x) for x in args.size.lower().split("x"))
     params = replace(opencv_defaults(), **json.loads(args.tvl1))  # OpenCV's defaults, then the overrides
-    torch_kw = dict(device=args.device, stopping=args.stopping, compile=args.compile, batch_size=args.batch_size)
+    torch_kw = dict(
+        device=args.device, stopping=args.stopping, compile=args.compile, batch_size=args.batch_size, kernel=args.kernel
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         frames = encoded_video_frames(args.pairs + 1, w, h, tmp)

@@ -18,16 +18,17 @@ parameters and the same semantics as OpenCV's CPU ``DualTVL1OpticalFlow``:
   differences (zero on the last column/row);
 * stopping ``"opencv"``: a pair leaves the current warp as soon as the summed
   squared change of ``u`` falls under ``epsilon**2 * H * W`` (OpenCV's test,
-  evaluated per pair, every other iteration as OpenCV's OpenCL version does;
-  pairs that are done drop out of the batch);
+  evaluated per pair, every other iteration as OpenCV's OpenCL version does);
   ``"fixed"``: every pair runs all warps x outer x inner iterations (no
   reduction, no host synchronisation: the mode for GPUs and ``torch.compile``).
 
 Many pairs of one size are solved together as a batch of tensors (B, 2, H, W).
 On CPU the median filter and the bicubic warp run through OpenCV (``cv2.medianBlur``,
-one call for the whole batch, and ``cv2.remap``, the calls OpenCV's TV-L1 makes); on
-GPU through a forgetful-selection network and ``grid_sample``. The inner iteration is
-one fused kernel under ``torch.compile``.
+one call for the whole batch, and ``cv2.remap``, the calls OpenCV's TV-L1 makes), and
+the inner iterations through the C kernel of :mod:`.tvl1_cpu` (the same arithmetic as
+``tvl1_step``, pair by pair, with the stopping test inside). On GPU (and on a CPU
+without a C compiler) the median filter is a forgetful-selection network, the warp
+``grid_sample`` and the inner iteration ``tvl1_step``, one fused kernel under ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError
+from . import tvl1_cpu
 from .params import TVL1Params
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)
@@ -87,19 +89,20 @@ def warp_bicubic(img: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def warp_bicubic_cv2(img: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``warp_bicubic`` on CPU through cv2.remap (what OpenCV's TV-L1 itself calls), one call per image."""
+    """``warp_bicubic`` on CPU through cv2.remap (what OpenCV's TV-L1 itself calls), one call
+    per image and channel, on planar arrays (no layout copies)."""
     import cv2  # deferred: OpenCV is slow to import; only this CPU path needs it
 
     B, C, H, W = img.shape
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
-    src = img.permute(0, 2, 3, 1).contiguous().numpy()
+    src = img.contiguous().numpy()
     un = u.numpy()
-    out = np.empty((B, H, W, C), np.float32)
+    out = np.empty((B, C, H, W), np.float32)
     for b in range(B):
-        out[b] = cv2.remap(
-            src[b], xs + un[b, 0], ys + un[b, 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-        ).reshape(H, W, C)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+        mx, my = xs + un[b, 0], ys + un[b, 1]
+        for c in range(C):
+            cv2.remap(src[b, c], mx, my, cv2.INTER_CUBIC, dst=out[b, c], borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return torch.from_numpy(out)
 
 
 # --------------------------------------------------------------------------- median filter
@@ -259,9 +262,13 @@ class TorchTVL1:
 
     ``device``: "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
     ``stopping``: "opencv" (OpenCV's epsilon test, per pair) or "fixed" (all iterations).
-    ``compile``: torch.compile the iteration (dynamic shapes; one warm-up per process;
-    falls back to eager mode with a warning where compiling fails).
+    ``compile``: torch.compile the torch iteration (dynamic shapes; one warm-up per process;
+    falls back to eager mode with a warning where compiling fails); unused where the C
+    kernel runs the iterations.
     ``batch_size``: pairs solved together.
+    ``kernel``: the inner iterations on CPU: "auto" (the C kernel of :mod:`.tvl1_cpu`, else
+    torch with a warning), "c" (an error where it cannot be built) or "torch" (``tvl1_step``,
+    the GPU code; for tests and benches).
     """
 
     name = "torch"
@@ -273,15 +280,26 @@ class TorchTVL1:
         stopping: str = "opencv",
         compile: bool = False,
         batch_size: int = 64,
+        kernel: str = "auto",
     ):
+        if kernel not in ("auto", "c", "torch"):
+            raise ValueError(f"kernel must be auto, c or torch, not {kernel!r}")
         self.params = params
         self.device = resolve_device(device)
         self.stopping = stopping
-        self.compile = bool(compile)
         self.batch_size = int(batch_size)
         self.iterations = 0  # inner iterations x pairs run so far (for reports)
-        # how the "opencv" stopping rule runs: shrink the batch (CPU) or freeze by masks (GPU)
-        self.stop_impl = "compact" if self.device.type == "cpu" else "masked"
+        # who runs the inner iterations: "c" (the C kernel, CPU) or "masked" (torch; a pair
+        # that stops is frozen by a mask, the GPU form of the per-pair stopping rule)
+        self.stop_impl = "masked"
+        if self.device.type == "cpu" and kernel != "torch":
+            if tvl1_cpu.available():
+                self.stop_impl = "c"
+            elif kernel == "c":
+                raise RuntimeError(f"the TV-L1 C kernel is not available: {tvl1_cpu.why_unavailable()}")
+            else:
+                warnings.warn(f"TV-L1 C kernel unavailable ({tvl1_cpu.why_unavailable()}); torch iterations (slower)")
+        self.compile = bool(compile) and self.stop_impl != "c"
         # iterations per stopping test: 2 = test every other iteration, as OpenCV's OpenCL
         # TV-L1 does (a pair may run one iteration more than OpenCV's CPU code); 1 = every one
         self.test_every = 2
@@ -370,10 +388,10 @@ class TorchTVL1:
             grad = (ig * ig).sum(1)
             rho_c = w[:, 0] - ig[:, 0] * u[:, 0] - ig[:, 1] * u[:, 1] - i0
             inv_grad = torch.where(grad > FLT_EPSILON, 1.0 / grad.clamp_min(FLT_EPSILON), torch.zeros_like(grad))
-            if self.stopping == "fixed":
+            if self.stop_impl == "c":
+                u, p = self._warp_c(u, p, ig, rho_c, inv_grad, scaled_eps, consts)
+            elif self.stopping == "fixed":
                 u, p = self._warp_fixed(u, p, ig, rho_c, inv_grad, consts)
-            elif self.stop_impl == "compact":
-                u, p = self._warp_compact(u, p, ig, rho_c, inv_grad, scaled_eps, consts)
             else:
                 u, p = self._warp_masked(u, p, ig, rho_c, inv_grad, scaled_eps, consts)
         return u
@@ -429,43 +447,25 @@ class TorchTVL1:
         p[idx] = pa
         return u, p
 
-    def _warp_compact(self, u, p, ig, rho_c, inv_grad, scaled_eps, consts):
-        """OpenCV's stopping test per pair after every inner iteration (CPU): pairs that
-        stop leave the batch, so the remaining work shrinks. (A batch never shrinks to one
-        pair: a stopped pair rides along, ignored, so compiled code is not specialised to 1.)"""
+    def _warp_c(self, u, p, ig, rho_c, inv_grad, scaled_eps, consts):
+        """One warp's outer x inner iterations with the C kernel, in place on ``u`` and ``p``:
+        the median filter (on the pairs still going) in Python, the inner iterations and
+        the per-pair stopping test in C."""
         pr = self.params
-        steps = {1: self._fn("step"), 2: self._fn("step2")}
-        B = len(u)
-        idx = torch.arange(B, device=u.device)  # row of the full batch; -1 = passenger
-        ua, pa, iga, rca, iva = u, p, ig, rho_c, inv_grad
+        eps = scaled_eps if self.stopping == "opencv" else -1.0  # -1: no pair ever stops
+        going = torch.ones(len(u), dtype=torch.uint8)
         for _ in range(pr.outer_iterations):
             if pr.median_filtering > 1:
-                ua = self._median(ua)
-            for n in self._chunks():
-                ua, pa, err = steps[n](ua, pa, iga, rca, iva, **consts)
-                live = idx >= 0
-                self.iterations += n * int(live.sum())
-                going = (err > scaled_eps) & live
-                if bool((going == live).all()):
-                    continue
-                done = live & ~going
-                if u is ua or p is pa:
-                    u, p = u.clone(), p.clone()
-                u[idx[done]] = ua[done]
-                p[idx[done]] = pa[done]
-                n_going = int(going.sum())
-                if n_going == 0:
-                    return u, p
-                keep = going.clone()
-                if n_going == 1 and len(keep) > 1:
-                    keep[int(torch.nonzero(~going)[0])] = True  # passenger
-                idx = torch.where(going, idx, -1)[keep]
-                ua, pa, iga, rca, iva = ua[keep], pa[keep], iga[keep], rca[keep], iva[keep]
-        if len(idx) == B and bool((idx >= 0).all()):
-            return ua, pa
-        live = idx >= 0
-        u[idx[live]] = ua[live]
-        p[idx[live]] = pa[live]
+                if bool(going.all()):
+                    u = self._median(u)
+                else:
+                    g = going.bool()
+                    u[g] = self._median(u[g])
+            self.iterations += tvl1_cpu.inner_iterations(
+                u, p, ig, rho_c, inv_grad, going, pr.inner_iterations, self.test_every, eps, **consts
+            )
+            if not bool(going.any()):
+                break
         return u, p
 
 
