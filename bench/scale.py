@@ -57,12 +57,12 @@ def _find(path: Path, pattern: str, group: int = 1) -> float:
 
 
 def best_torch_rate(path: Path) -> float:
-    """bench/flow.py's best torch setting: its summary line, or (a run stopped early) the
-    best median over the rounds it printed."""
-    text = path.read_text()
+    """bench/flow.py's best torch setting in the newest run of the file (its top: earlier runs
+    are kept below): its summary line, or (a run stopped early) the best median over the rounds it printed."""
+    text = path.read_text().split("\n# ----", 1)[0]
     m = re.findall(r"^best torch : .*? ([0-9.]+) pairs/s", text, re.M)
     if m:
-        return float(m[-1])
+        return float(m[0])
     rates: dict[str, list[float]] = {}
     for line in re.findall(r"^\s*round \d+: (.*) pairs/s", text, re.M):
         for name, v in re.findall(r"(torch \d+x\d+) ([0-9.]+)", line):
