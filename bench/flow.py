@@ -14,7 +14,7 @@ Both backends use the same TV-L1 parameters (OpenCV's defaults unless changed) a
 same ``--cores``. Each backend is tried in both ways of using the cores: one process with
 ``--cores`` threads, and ``--cores`` processes of 1 thread, each solving its share of the
 pairs (what a flow job or a cluster does with many videos); ``--single`` adds 1 x 1. Every setting runs in its
-own worker processes, started and warmed up (torch.compile) before the clock starts: the
+own worker processes, started and warmed up (the C kernel built, or torch.compile on a GPU) before the clock starts: the
 warm-up is reported apart. The rounds interleave all settings (in rotating order), so a
 change in machine load hits all of them; each setting's rate is the median over rounds,
 with the spread (min-max). Each backend is then represented by its best setting.
@@ -130,7 +130,7 @@ _BACKEND = None
 
 
 def _init(kind: str, threads: int, params: dict, torch_kw: dict) -> None:
-    """Worker set-up: thread count, then the backend (torch.compile warms up here)."""
+    """Worker set-up: thread count, then the backend (the C kernel is built, or torch.compile warms up, here)."""
     global _BACKEND
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
