@@ -48,7 +48,9 @@ GPU_NODE_CORES = 16  # the measured H200 node
 
 
 def _find(path: Path, pattern: str, group: int = 1) -> float:
-    text = path.read_text()
+    """The last match of ``pattern`` in the newest run of ``path`` (its top, above the first
+    ``# ----`` line that starts the earlier runs kept below)."""
+    text = path.read_text().split("\n# ----", 1)[0]
     m = re.findall(pattern, text, re.M)
     if not m:
         raise SystemExit(f"{path}: no line matches {pattern!r}; rerun the benchmark that writes it")
