@@ -232,9 +232,7 @@ def tvl1_step_masked(
     return u, p, going & (err > scaled_eps)
 
 
-_FUNCS = {
-    "step": tvl1_step,
-    "step2": tvl1_step2,
+_FUNCS = {  # the torch code of the GPU path (and of a CPU without a C compiler)
     "step_fixed": tvl1_step_fixed,
     "step_masked": tvl1_step_masked,
     "median": median_blur_torch,
