@@ -47,10 +47,15 @@ DATASETS = {
 GPU_NODE_CORES = 16  # the measured H200 node
 
 
+def newest_run(path: Path) -> str:
+    """The newest run in a bench output file: its top, above the first ``# ----`` line that
+    starts the earlier runs kept below."""
+    return path.read_text().split("\n# ----", 1)[0]
+
+
 def _find(path: Path, pattern: str, group: int = 1) -> float:
-    """The last match of ``pattern`` in the newest run of ``path`` (its top, above the first
-    ``# ----`` line that starts the earlier runs kept below)."""
-    text = path.read_text().split("\n# ----", 1)[0]
+    """The last match of ``pattern`` in ``newest_run(path)``."""
+    text = newest_run(path)
     m = re.findall(pattern, text, re.M)
     if not m:
         raise SystemExit(f"{path}: no line matches {pattern!r}; rerun the benchmark that writes it")
@@ -59,9 +64,9 @@ def _find(path: Path, pattern: str, group: int = 1) -> float:
 
 
 def best_torch_rate(path: Path) -> float:
-    """bench/flow.py's best torch setting in the newest run of the file (its top: earlier runs
-    are kept below): its summary line, or (a run stopped early) the best median over the rounds it printed."""
-    text = path.read_text().split("\n# ----", 1)[0]
+    """bench/flow.py's best torch setting in ``newest_run(path)``: its summary line, or (a run
+    stopped early) the best median over the rounds it printed."""
+    text = newest_run(path)
     m = re.findall(r"^best torch : .*? ([0-9.]+) pairs/s", text, re.M)
     if m:
         return float(m[0])

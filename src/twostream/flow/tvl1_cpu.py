@@ -13,7 +13,7 @@ Why not a library: no kept package offers TV-L1 iterations we could call per pai
 OpenCV's semantics (OpenCV's own ``DualTVL1`` is the reference we compare against).
 Building: the C compiler (``$CC``, else ``cc``) that ``torch.compile`` needs as well, through
 ``subprocess`` and ``ctypes`` from the standard library (``torch.utils.cpp_extension`` would
-need ninja and ~40 s to compile against torch's headers; this takes under a second).
+need ninja, not installed here, and a compile against torch's headers; this takes under a second).
 ``target_clones`` picks AVX2 or baseline SSE2 code at load time, so one build runs on any
 x86-64 node; other CPUs get the compiler's default target. Where nothing compiles,
 ``available()`` is False and the solver runs its torch iteration instead (with a warning).
