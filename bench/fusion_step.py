@@ -19,6 +19,7 @@ from twostream.data import ClipDataset
 from twostream.models import stream_model
 from twostream.fusion_train import build_fused, train_config
 from twostream.train import build_optimizer, segment_logits
+from twostream.engine import channels_last
 torch.set_num_threads(int(sys.argv[1])); cl = sys.argv[2] == "1"
 base = yaml.safe_load(open("config/config.yaml"))
 tr = base["train"]; cfg = train_config(base["fusion"])
@@ -30,7 +31,7 @@ ds = ClipDataset(fr, fl, ("rgb", "flow"), split="train", mode="train", segments=
 kw = dict(arch=tr["arch"], widths=tr["widths"], blocks=tr["blocks"], flow_length=tr["flow_length"])
 rgb = stream_model("rgb", ds.num_classes, **kw); flow = stream_model("flow", ds.num_classes, **kw)
 model = build_fused("conv", "res3", rgb, flow, cfg)
-if cl: model = model.to(memory_format=torch.channels_last)
+if cl: channels_last(model)  # the engine's layout (fit does this on CPU)
 opt = build_optimizer(model, cfg); crit = torch.nn.CrossEntropyLoss()
 BS = int(os.environ.get("BS", cfg.batch_size))
 dl = DataLoader(ds, batch_size=BS, shuffle=True, num_workers=0, drop_last=True)

@@ -115,3 +115,29 @@ def test_changed_settings_start_over(shards, tmp_path):
     assert main(_args("rgb", shards, out, dict(params, epochs=2, lr=0.01))) == 0
     h = pd.read_csv(out / "history.csv")
     assert h.epoch.tolist() == [1, 2] and h.lr[0] == pytest.approx(0.01)
+
+
+def test_channels_last_keeps_values_parameters_and_5d_weights():
+    """The engine's layout change: same values, same Parameter objects (an optimizer built
+    before still steps them), 4-D weights channels-last, a 3-D conv's 5-D weight untouched
+    (``Module.to(memory_format=...)`` would refuse the model), and the same outputs."""
+    from twostream.engine import channels_last
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU()).eval()
+    net.c3d = torch.nn.Conv3d(2, 2, 1)  # not in the forward; only its layout is checked
+    params = list(net.parameters())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 9, 9)
+    y0 = net(x)
+    assert channels_last(net) is net
+    assert [id(p) for p in net.parameters()] == [id(p) for p in params]
+    w = net[0].weight
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    assert net.c3d.weight.is_contiguous()  # 5-D: left as it was
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    torch.testing.assert_close(net(x), y0, rtol=1e-5, atol=1e-5)
+    # the control: a model with a 5-D weight is refused by Module.to
+    with pytest.raises(RuntimeError):
+        torch.nn.Sequential(torch.nn.Conv3d(2, 2, 1)).to(memory_format=torch.channels_last)

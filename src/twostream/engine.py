@@ -18,6 +18,10 @@ and its ``forward(net, batch) -> logits``; the engine does everything else.
   code) is written atomically to ``resume.pt``; a run whose fingerprint matches continues
   after its last epoch, otherwise it starts over and says why. On CPU with the same thread
   count a resumed run ends with exactly the weights of an uninterrupted one.
+* **Memory layout** (``channels_last``): on CPU, and on CUDA under ``amp``, the 4-D
+  weights of the model are stored channels-last (NHWC) during training, so the oneDNN/cuDNN
+  convolutions skip their layout reorders (``bench/train.py --layout`` measures it). The values
+  are the same; checkpoints load into a plain model.
 * **Data parallel** (``torchrun --nproc_per_node N -m twostream.cli train ...``): with
   ``WORLD_SIZE`` > 1 each process joins the group (NCCL on CUDA, gloo on CPU), takes
   every N-th item of each global batch (the same global batches in the same order as one
@@ -140,6 +144,24 @@ def set_rng_state(st: dict[str, Any]) -> None:
     random.setstate(st["python"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def channels_last(model: nn.Module) -> nn.Module:
+    """Store every 4-D parameter and buffer of ``model`` channels-last, in place (the
+    parameters stay the same objects, so an optimizer built before keeps them). 5-D weights
+    (3D convolutions) and the rest are left as they are (``Module.to`` refuses a model with
+    any 5-D weight)."""
+    fmt = torch.channels_last
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.dim() == 4 and not t.is_contiguous(memory_format=fmt):
+                t.data = t.data.contiguous(memory_format=fmt)
+    return model
+
+
+def uses_channels_last(run: Run, amp: bool) -> bool:
+    """Channels-last training: on CPU always, on CUDA with bf16 autocast."""
+    return run.device.type == "cpu" or (run.device.type == "cuda" and bool(amp))
 
 
 # ------------------------------------------------------------------ data
@@ -336,6 +358,8 @@ def fit(*, tag: str, section: str, model: nn.Module, forward: Callable, optimize
     fingerprint = dict(fingerprint, **({"processes": run.world} if run.world > 1 else {}))
     if run.world > 1:  # the model is built alike everywhere; dropout masks differ per process
         torch.manual_seed(seed + 7919 * run.rank)
+    if epochs and uses_channels_last(run, cfg.amp):
+        channels_last(model)
     start, history = _resume(resume_path, fingerprint, model, optimizer, scheduler, run, tag) if epochs else (0, [])
     if run.world > 1:
         dist.barrier()  # every process has read resume.pt before rank 0 replaces it
@@ -382,6 +406,6 @@ def fit(*, tag: str, section: str, model: nn.Module, forward: Callable, optimize
     return history
 
 
-__all__ = ["Run", "setup", "pick_device", "seed_everything", "rng_state", "set_rng_state", "seed_worker",
+__all__ = ["Run", "setup", "channels_last", "uses_channels_last", "pick_device", "seed_everything", "rng_state", "set_rng_state", "seed_worker",
            "GlobalBatches", "make_loader", "build_scheduler", "scheduled_lr", "train_one_epoch",
            "predict_videos", "evaluate", "write_history", "save", "fit"]
