@@ -6,10 +6,18 @@ RUN_DIR is the folder ``make run`` ran in (its ``results/`` and ``benchmarks/``)
 tables, findings and figures the README quotes, and writes from ``benchmarks/**/*.tsv``
 (Snakemake's ``benchmark:`` files):
 
-* ``jobs.csv``: one row per job: its wall seconds, mean load (% of one core) and peak memory;
-* ``stage_seconds.csv``: job count and the sum of job seconds per stage (the benchmark
-  folder's first part: train_fusion, evaluate, ...). Jobs run side by side, so the sum is
-  job time, not wall time; RUN.txt (written by hand beside the run) holds the wall time.
+* ``jobs.csv``: one row per job: its wall seconds, mean load (% of one core), peak memory,
+  and when it ran: ``start_s`` and ``end_s``, seconds after the first job started (the end
+  is the benchmark file's modification time, written as the job ends; the start is the end
+  less the job's seconds);
+* ``stage_seconds.csv``: per stage (the benchmark folder's first part: train_fusion,
+  evaluate, ...) the job count, the sum of job seconds (``seconds``: jobs run side by side,
+  so this is job time), and the stage's wall span: from its first job's start to its last
+  job's end (``start_s``, ``end_s``, ``wall_s``; stages overlap). RUN.txt (written by hand
+  beside the run) holds the run's wall time.
+
+Run it on the run folder itself: a copy without the files' modification times has no
+``start_s``/``end_s``.
 """
 
 from __future__ import annotations
@@ -46,8 +54,13 @@ def job_rows(bench: Path) -> list[dict]:
         with tsv.open() as f:
             rec = next(csv.DictReader(f, delimiter="\t"))
         job = str(tsv.relative_to(bench).with_suffix(""))
+        end = tsv.stat().st_mtime
         rows.append({"job": job, "seconds": float(rec["s"]), "mean_load": float(rec["mean_load"]),
-                     "max_rss_mb": float(rec["max_rss"])})
+                     "max_rss_mb": float(rec["max_rss"]), "end": end, "start": end - float(rec["s"])})
+    t0 = min((r["start"] for r in rows), default=0.0)
+    for r in rows:
+        r["start"] -= t0
+        r["end"] -= t0
     return sorted(rows, key=lambda r: -r["seconds"])
 
 
@@ -66,22 +79,28 @@ def main(argv: list[str]) -> int:
         shutil.copyfile(run / "results" / src, out / dst)
     jobs = job_rows(run / "benchmarks")
     with (out / "jobs.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["job", "seconds", "mean_load", "max_rss_mb"])
+        w = csv.DictWriter(f, fieldnames=["job", "seconds", "mean_load", "max_rss_mb", "start_s", "end_s"])
         w.writeheader()
         for r in jobs:
             w.writerow({"job": r["job"], "seconds": f"{r['seconds']:.1f}", "mean_load": f"{r['mean_load']:.2f}",
-                        "max_rss_mb": f"{r['max_rss_mb']:.2f}"})
-    stages: dict[str, list[float]] = {}
+                        "max_rss_mb": f"{r['max_rss_mb']:.2f}", "start_s": f"{r['start']:.0f}", "end_s": f"{r['end']:.0f}"})
+    stages: dict[str, list[dict]] = {}
     for r in jobs:
-        stages.setdefault(r["job"].split("/")[0], []).append(r["seconds"])
+        stages.setdefault(r["job"].split("/")[0], []).append(r)
+    summary = {}
+    for stage, rs in stages.items():
+        start, end = min(r["start"] for r in rs), max(r["end"] for r in rs)
+        summary[stage] = (len(rs), sum(r["seconds"] for r in rs), start, end, end - start)
     with (out / "stage_seconds.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["stage", "jobs", "seconds"])
-        for stage in sorted(stages):
-            w.writerow([stage, len(stages[stage]), f"{sum(stages[stage]):.0f}"])
-    print(f"{out}: {len(FILES)} files from {run}/results, {len(jobs)} jobs; job seconds per stage:")
-    for stage in sorted(stages, key=lambda s: -sum(stages[s])):
-        print(f"  {stage:16s} {len(stages[stage]):3d} jobs {sum(stages[stage]):8.0f} s")
+        w.writerow(["stage", "jobs", "seconds", "start_s", "end_s", "wall_s"])
+        for stage in sorted(summary):
+            n, sec, start, end, wall = summary[stage]
+            w.writerow([stage, n, f"{sec:.0f}", f"{start:.0f}", f"{end:.0f}", f"{wall:.0f}"])
+    print(f"{out}: {len(FILES)} files from {run}/results, {len(jobs)} jobs; per stage (job seconds, wall span):")
+    for stage in sorted(summary, key=lambda s: summary[s][2]):
+        n, sec, start, end, wall = summary[stage]
+        print(f"  {stage:16s} {n:3d} jobs {sec:8.0f} job-s   {start:6.0f}-{end:6.0f} s ({wall:.0f} s wall)")
     return 0
 
 
