@@ -43,6 +43,7 @@ FILES = {  # results/... -> docs name
     "quirk/montage.png": "quirk/montage.png",
     "quirk/quirk.csv": "quirk/quirk.csv",
     "quirk/quirk.json": "quirk/quirk.json",
+    "quirk/verification_runs.csv": "quirk/verification_runs.csv",
     "quirk/seeds.csv": "quirk/seeds.csv",
     "quirk/seeds.md": "quirk/seeds.md",
 }
