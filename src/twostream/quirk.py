@@ -92,8 +92,11 @@ class DetectorConfig:
     """``quirk.detector``: the blind detector (visualize/quirk_detect.detect)."""
 
     sigma: float  # px: smoothing of the unexplained-colour maps
-    min_z: float  # robust z-score of the peak of the seed-averaged map
+    min_z: float  # robust z-score of the peak of the seed-averaged map (without a null)
     min_support: float  # share of seeds whose own map is in its top 5% at the peak
+    null_draws: int  # shift-null draws (0: judge z against min_z)
+    alpha: float  # the shift null's p must be at most this
+    smooth_image: bool  # smooth each image before the colour distance
 
 
 @settings("quirk")
@@ -298,11 +301,11 @@ def absent(run: dict, gap: float) -> bool:
 def locate(images: Sequence[np.ndarray], known, cue, det: DetectorConfig, tolerance: float) -> dict:
     """The blind detector on one set of seeds' images, judged against the planted place."""
     H, W = images[0].shape[:2]
-    d = detect(images, known, det.sigma, det.min_z, det.min_support)
+    d = detect(images, known, det.sigma, det.min_z, det.min_support, det.null_draws, det.alpha, det.smooth_image)
     cx, cy = cue.centre
     dist = d.distance_to(cx, cy, H, W)
     located = bool(d.fired and dist <= tolerance + cue.size / 2.0 + det.sigma)
-    return {"fired": d.fired, "x": d.x, "y": d.y, "z": d.z, "support": d.support, "distance": dist,
+    return {"fired": d.fired, "x": d.x, "y": d.y, "z": d.z, "p": d.p, "support": d.support, "distance": dist,
             "located": located}
 
 

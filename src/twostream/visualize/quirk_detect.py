@@ -18,9 +18,17 @@ do not explain and that sits at the same place in most seeds' images:
 3. the peak of the average map, as a robust z-score against the whole map (median, MAD);
 4. the peak's support: the share of seeds whose own map is in its top 5% there.
 
-It fires when ``z >= min_z`` and ``support >= min_support``, and reports the peak's place
-(x, y in px).  A cue that the network draws at a different place in every seed, or
-structure explained by a known colour, leaves it silent.
+With ``null_draws`` = 0 it fires when ``z >= min_z`` and ``support >= min_support``. With
+``null_draws`` > 0 the z is judged against a **shift null** instead of a fixed bar: each
+seed's map is circularly shifted by its own uniform random offset, the shifted maps are
+averaged and their peak's z taken, ``null_draws`` times (a fixed numpy seed);
+``p = (1 + #null z >= z) / (1 + null_draws)``, and it fires when ``p <= alpha`` and
+``support >= min_support``. Structure at the same place in every seed beats the same
+structure at random places; strong structure at a different place in each seed does not.
+``smooth_image`` smooths each image (the same Gaussian) before the colour distance, so
+pixel colour noise averages towards grey. It reports the peak's place (x, y in px). A cue
+that the network draws at a different place in every seed, or structure explained by a
+known colour, leaves it silent.
 """
 
 from __future__ import annotations
@@ -134,26 +142,53 @@ class Detection:
     y: float
     z: float  # robust z-score of the peak of the seed-averaged map
     support: float  # share of seeds whose own map is in its top 5% at the peak
+    p: float = float("nan")  # the shift null's p-value of z (nan without a null)
 
     def distance_to(self, x: float, y: float, H: int, W: int) -> float:
         """Periodic distance (px) of the peak from (x, y)."""
         return float(_circ_dist(np.array(self.y), np.array(self.x), y, x, H, W))
 
 
-def detect(images: Sequence[np.ndarray], known: Sequence[Sequence[float]], sigma: float = 2.0,
-           min_z: float = 6.0, min_support: float = 0.6) -> Detection:
-    """Blind detector: consistent, localized structure unexplained by the ``known`` colours
-    across the images of one class unit (one per seed); see the module docstring."""
-    maps = np.stack([_smooth(unexplained(im, known), sigma) for im in images])
-    mean = maps.mean(0)
+def peak_z(mean: np.ndarray) -> tuple[float, int, int]:
+    """(robust z of the map's peak against the whole map (median, MAD), peak y, peak x)."""
     med = float(np.median(mean))
     mad = 1.4826 * float(np.median(np.abs(mean - med)))
     py, px = np.unravel_index(int(np.argmax(mean)), mean.shape)
-    z = float((mean[py, px] - med) / max(mad, 1e-9))
+    return float((mean[py, px] - med) / max(mad, 1e-9)), int(py), int(px)
+
+
+def shift_null_p(maps: np.ndarray, z: float, draws: int, seed: int = 0) -> float:
+    """p of ``z`` under the shift null: every map rolled by its own random offset, averaged."""
+    rng = np.random.default_rng(seed)
+    S, H, W = maps.shape
+    hits = 0
+    for _ in range(int(draws)):
+        dy, dx = rng.integers(0, H, S), rng.integers(0, W, S)
+        hits += peak_z(np.mean([np.roll(maps[s], (dy[s], dx[s]), (0, 1)) for s in range(S)], 0))[0] >= z
+    return (1 + hits) / (int(draws) + 1)
+
+
+def detect(images: Sequence[np.ndarray], known: Sequence[Sequence[float]], sigma: float = 2.0,
+           min_z: float = 6.0, min_support: float = 0.6, null_draws: int = 0, alpha: float = 0.01,
+           smooth_image: bool = False) -> Detection:
+    """Blind detector: consistent, localized structure unexplained by the ``known`` colours
+    across the images of one class unit (one per seed); see the module docstring."""
+    if smooth_image:
+        images = [np.stack([_smooth(np.asarray(im, np.float64)[..., c], sigma) for c in range(3)], -1)
+                  for im in images]
+        maps = np.stack([unexplained(im, known) for im in images])
+    else:
+        maps = np.stack([_smooth(unexplained(im, known), sigma) for im in images])
+    z, py, px = peak_z(maps.mean(0))
     top = np.array([m[py, px] >= np.percentile(m, 95) for m in maps])
     support = float(top.mean())
-    fired = bool(z >= min_z and support >= min_support)
-    return Detection(fired, float(px), float(py), z, support)
+    if null_draws > 0:
+        p = shift_null_p(maps, z, null_draws)
+        fired = bool(p <= alpha and support >= min_support)
+    else:
+        p = float("nan")
+        fired = bool(z >= min_z and support >= min_support)
+    return Detection(fired, float(px), float(py), z, support, p)
 
 
-__all__ = ["Cue", "ncc_map", "cue_measure", "unexplained", "Detection", "detect", "NEUTRAL"]
+__all__ = ["Cue", "ncc_map", "cue_measure", "unexplained", "Detection", "peak_z", "shift_null_p", "detect", "NEUTRAL"]
