@@ -162,6 +162,20 @@ def test_cue_measure_sees_a_mark_across_the_image_border():
     assert cue_measure(img, cue, tolerance=3)["cue_at_place"] > 0.9
 
 
+def test_the_workflow_passes_planting_the_keys_it_reads():
+    """quirk_data's params are the planting keys (workflow/rules/common.smk) and no more:
+    an analysis setting must not rerun the planting and the quirked training."""
+    import re
+    from pathlib import Path
+
+    from twostream.quirk import PLANT_KEYS, QuirkConfig
+
+    smk = (Path(__file__).parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    keys = re.search(r"QUIRK_PLANT_KEYS = \(([^)]*)\)", smk).group(1)
+    assert tuple(k.strip().strip('"') for k in keys.split(",") if k.strip()) == PLANT_KEYS
+    assert set(PLANT_KEYS) < set(QuirkConfig.__dataclass_fields__)
+
+
 # ---- the blind detector and its false-positive controls ----------------------------------
 
 

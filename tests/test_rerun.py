@@ -127,6 +127,23 @@ def test_a_further_quirk_training_seed_schedules_its_pair_its_analysis_and_the_s
     assert "results/quirk/quirk.csv" not in outs and "results/models/rgb/checkpoint.pt" not in outs
 
 
+def test_a_detector_setting_reruns_the_quirk_analysis_not_its_data_or_trainings(finished, test_config, tmp_path):
+    if not (test_config.get("quirk") or {}).get("enabled", True):
+        pytest.skip("the tiny config runs no quirk experiment")
+    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"quirk": {"detector": {"alpha": 0.05}}})])
+    counts = {}
+    for j in jobs:
+        counts[j["rule"]] = counts.get(j["rule"], 0) + 1
+    assert counts.pop("quirk") == 1  # the analysis reads the detector
+    counts.pop("quirk_seeds", None)
+    counts.pop("visualize_summary", None)  # the quirk rows join the verification table
+    assert not counts, counts  # no quirk_data, no train_quirk
+    # the control: a planting key reruns the planting and the quirked training
+    jobs = tiny_run.scheduled(finished, configfiles=[overlay(tmp_path, {"quirk": {"share": 0.5}})])
+    rules = {j["rule"] for j in jobs}
+    assert {"quirk_data", "train_quirk", "quirk"} <= rules, rules
+
+
 def edited_copy(finished: Path, tmp_path: Path, module: str) -> Path:
     """A copy of the finished project with one line appended to src/twostream/<module>
     (created when missing)."""

@@ -186,7 +186,12 @@ def _write_shard(path: Path, table: pd.DataFrame, shards: list[FrameShard], cfg:
             if (i + 1) % 100 == 0:
                 log(f"{path.name}: {i + 1}/{len(table)} clips")
         writer.finish()
-        write_provenance(f, "frames", asdict(cfg), codec=codec, quirk_role=role)
+        write_provenance(f, "frames", {k: getattr(cfg, k) for k in PLANT_KEYS}, codec=codec, quirk_role=role)
+
+
+# the keys planting reads; workflow/rules/common.smk passes quirk_data these alone
+# (QUIRK_PLANT_KEYS), so an analysis setting reruns no planting and no training
+PLANT_KEYS = ("kind", "class_name", "share", "where", "size", "colour", "seed", "cued_clips_per_class")
 
 
 def plant(cfg: QuirkConfig, frames: Sequence[str], overlay: str | Path, cued: str | Path, truth: str | Path,

@@ -33,7 +33,7 @@ if quirk_enabled():
             mem_mb=2000,
             runtime=30,
         params:
-            cfg=quirk_params(),
+            cfg=quirk_plant_params(),
             code=code_hash("quirk"),
         shell:
             "twostream quirk --plant --frames {input.frames} --overlay {output.overlay}"
