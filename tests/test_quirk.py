@@ -305,6 +305,30 @@ def test_findings_follow_the_numbers():
     assert "does not show the quirk reliably" in text
 
 
+def test_findings_give_the_detectors_p_values_when_it_used_the_null():
+    gt, table, ver = _table_and_verification([0, 0, 2, 2, 2, 2], 9)
+    ver = pd.concat([ver, pd.DataFrame([
+        dict(model="quirked", check="quirk_located", runs=2, passes=1, inconclusive=0, rate=0.5, lo=0.1, hi=0.9,
+             **{"pass": False}),
+        dict(model="clean", check="quirk_located", runs=2, passes=0, inconclusive=0, rate=0.0, lo=0.0, hi=0.7,
+             **{"pass": False})])], ignore_index=True)
+    runs = pd.DataFrame([
+        dict(model="quirked", check="quirk_located", setting=0, status="pass", detector_fired=True, detector_x=3.0,
+             detector_y=2.0, detector_distance=8.5, detector_p=0.004),
+        dict(model="quirked", check="quirk_located", setting=1, status="fail", detector_fired=False, detector_x=40.0,
+             detector_y=2.0, detector_distance=30.0, detector_p=0.21),
+        dict(model="clean", check="quirk_located", setting=0, status="fail", detector_fired=False, detector_p=0.6),
+        dict(model="clean", check="quirk_located", setting=1, status="fail", detector_fired=False, detector_p=0.3)])
+    text = findings(gt, table, ver, runs)
+    assert "fired in 1 of 2 penalty settings ((3, 2) px, 8.5 px from the mark's centre)" in text
+    assert "the peak's p-value against the shift null: 0.004-0.210" in text
+    assert "located the mark in 1, below the required pass rate." in text
+    assert "On the clean model's images it fired in 0 of 2 settings (no false alarm)." in text
+    # the control: without a null (no p column) no p-value is claimed
+    text = findings(gt, table, ver, runs.drop(columns="detector_p"))
+    assert "shift null" not in text and "fired in 1 of 2 penalty settings" in text
+
+
 def _seed_folder(root, seed: int, shown: int, located: bool, absent: bool, alarm: bool, gated: int = 0):
     """A hand-made analysis folder of one training seed: quirk.csv and verification.csv."""
     d = root / f"seed-{seed}"

@@ -470,8 +470,11 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
         fired = mine[mine.get("detector_fired", pd.Series(False, index=mine.index)).fillna(False).astype(bool)]
         peaks = "; ".join(f"({r.detector_x:.0f}, {r.detector_y:.0f}) px, {r.detector_distance:.1f} px from the "
                           f"mark's centre" for r in fired.itertuples())
+        ps = mine["detector_p"].dropna() if "detector_p" in mine else pd.Series(dtype=float)
+        null = (f" (the peak's p-value against the shift null: {ps.min():.3f}" +
+                (f"-{ps.max():.3f}" if ps.max() > ps.min() else "") + ")") if len(ps) else ""
         lines.append(f"The blind detector, told nothing about the mark, fired in {len(fired)} of {int(lq.runs)} "
-                     f"penalty settings" + (f" ({peaks})" if peaks else "") + f" and located the mark in "
+                     f"penalty settings" + (f" ({peaks})" if peaks else "") + null + f" and located the mark in "
                      f"{int(lq.passes)}" + ("." if lq["pass"] else ", below the required pass rate."))
     if lc is not None:
         clean = loc[loc.model == "clean"]
