@@ -163,17 +163,16 @@ def test_cue_measure_sees_a_mark_across_the_image_border():
 
 
 def test_the_workflow_passes_planting_the_keys_it_reads():
-    """quirk_data's params are the planting keys (workflow/rules/common.smk) and no more:
+    """quirk_data's params are the planting keys (grid.quirk_plant_params) and no more:
     an analysis setting must not rerun the planting and the quirked training."""
-    import re
-    from pathlib import Path
+    import json
 
+    from twostream.grid import quirk_plant_params
     from twostream.quirk import PLANT_KEYS, QuirkConfig
 
-    smk = (Path(__file__).parents[1] / "workflow" / "rules" / "common.smk").read_text()
-    keys = re.search(r"QUIRK_PLANT_KEYS = \(([^)]*)\)", smk).group(1)
-    assert tuple(k.strip().strip('"') for k in keys.split(",") if k.strip()) == PLANT_KEYS
     assert set(PLANT_KEYS) < set(QuirkConfig.__dataclass_fields__)
+    cfg = {"quirk": {"size": 4, "share": 0.5, "detector": {"alpha": 0.05}, "min_cue_gap": 0.1}}
+    assert json.loads(quirk_plant_params(cfg)) == {"quirk": {"size": 4, "share": 0.5}}
 
 
 # ---- the blind detector and its false-positive controls ----------------------------------

@@ -20,7 +20,7 @@ and its ``forward(net, batch) -> logits``; the engine does everything else.
   count a resumed run ends with exactly the weights of an uninterrupted one.
 * **Memory layout** (``channels_last``): on CPU, and on CUDA under ``amp``, the 4-D
   weights of the model are stored channels-last (NHWC) during training, so the oneDNN/cuDNN
-  convolutions skip their layout reorders (``bench/train.py --layout`` measures it). The values
+  convolutions skip their layout reorders (``bench/layout.py`` and ``bench/fusion_step.py`` measure it). The values
   are the same; checkpoints load into a plain model.
 * **Data parallel** (``torchrun --nproc_per_node N -m twostream.cli train ...``): with
   ``WORLD_SIZE`` > 1 each process joins the group (NCCL on CUDA, gloo on CPU), takes

@@ -192,3 +192,14 @@ def fusion_train_params(config: dict[str, Any], method: str) -> str:
     if family(method) == "late":
         train = {k: v for k, v in train.items() if k == "late_weights"}
     return params_json(train)
+
+
+# the quirk keys planting reads (twostream.quirk.plant: the mark, the quirked clips, the cued
+# test clips); the analysis keys (detector, tolerance, min_cue_gap) rerun no planting
+QUIRK_PLANT_KEYS = ("kind", "class_name", "share", "where", "size", "colour", "seed", "cued_clips_per_class")
+
+
+def quirk_plant_params(config: dict[str, Any]) -> str:
+    """The quirk_data job's settings: the planting keys of the ``quirk`` section, canonical JSON."""
+    q = config.get("quirk") or {}
+    return params_json({"quirk": {k: q[k] for k in QUIRK_PLANT_KEYS if k in q}})

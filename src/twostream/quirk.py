@@ -61,6 +61,7 @@ from .data import ClipDataset, video_table
 from .decode import FrameWriter
 from .engine import make_loader, predict_videos
 from .errors import InputError
+from .grid import QUIRK_PLANT_KEYS as PLANT_KEYS  # the keys planting reads (quirk_data's params)
 from .evaluate import EvalConfig
 from .models import load_model
 from .store import FrameShard, atomic_h5, atomic_path, create_dataset, write_provenance
@@ -187,11 +188,6 @@ def _write_shard(path: Path, table: pd.DataFrame, shards: list[FrameShard], cfg:
                 log(f"{path.name}: {i + 1}/{len(table)} clips")
         writer.finish()
         write_provenance(f, "frames", {k: getattr(cfg, k) for k in PLANT_KEYS}, codec=codec, quirk_role=role)
-
-
-# the keys planting reads; workflow/rules/common.smk passes quirk_data these alone
-# (QUIRK_PLANT_KEYS), so an analysis setting reruns no planting and no training
-PLANT_KEYS = ("kind", "class_name", "share", "where", "size", "colour", "seed", "cued_clips_per_class")
 
 
 def plant(cfg: QuirkConfig, frames: Sequence[str], overlay: str | Path, cued: str | Path, truth: str | Path,

@@ -221,26 +221,9 @@ def quirk_params():
     )
 
 
-# the quirk keys planting reads (twostream.quirk.plant: the mark, the quirked clips, the
-# cued test clips); the analysis keys (detector, tolerance, min_cue_gap) rerun no planting
-QUIRK_PLANT_KEYS = (
-    "kind",
-    "class_name",
-    "share",
-    "where",
-    "size",
-    "colour",
-    "seed",
-    "cued_clips_per_class",
-)
-
-
 def quirk_plant_params():
-    """The quirk_data job's settings: the planting keys of the quirk section, canonical JSON."""
-    q = config.get("quirk") or {}
-    return json.dumps(
-        {"quirk": {k: q[k] for k in QUIRK_PLANT_KEYS if k in q}}, sort_keys=True
-    )
+    """The quirk_data job's settings: the planting keys of the quirk section (grid)."""
+    return grid.quirk_plant_params(config)
 
 
 def quirk_seeds():
