@@ -53,6 +53,7 @@ class FusionTrainConfig(FitSettings):
     pass per epoch, the evaluate stage scores the val split)."""
 
     stream_lr: float  # learning rate factor of the pretrained stream layers (0 freezes them)
+    freeze_to_fusion: bool  # the stream layers up to the fusion point keep their weights and BN statistics
     pool3d_segments: int  # T snippets per clip for *_pool3d and st_*_time cells (mixing over T needs T >= 2)
     bilinear_dim: int
     conv_init: list[float]
@@ -92,8 +93,12 @@ def build_optimizer(model: nn.Module, cfg: FusionTrainConfig) -> torch.optim.Opt
     """SGD; the pretrained stream layers learn at ``lr * stream_lr``, new fusion layers at ``lr``;
     no weight decay on biases and BN parameters."""
     groups: dict[tuple[bool, bool], list] = {}
+    if cfg.freeze_to_fusion:
+        model.freeze_to_fusion()
     for name, p in model.named_parameters():
         pretrained = name.startswith(("rgb.", "flow."))
+        if not p.requires_grad:
+            continue
         if pretrained and cfg.stream_lr == 0:
             p.requires_grad_(False)
             continue

@@ -530,6 +530,30 @@ class FusionNet(nn.Module):
             _drop_after(self.rgb, stage)  # a new classifier on the bilinear vector
             self.head = nn.Sequential(nn.Dropout(self.rgb.dropout.p), nn.Linear(self.fuse.out_features, self.num_classes))
 
+    def frozen_stages(self) -> tuple[str, ...]:
+        """The stages of both towers wholly before the fusion: up to and including the fusion
+        stage of a spatial or 3D-pooled cell, the stages before the first connected one of a
+        cross-stream cell, none of a late cell."""
+        if self.kind == "late":
+            return ()
+        end = STAGES.index(self.stages[0]) + (0 if self.kind == "cross" else 1)
+        return tuple(STAGES[:end])
+
+    def freeze_to_fusion(self) -> None:
+        """Keep the frozen stages (``frozen_stages``) as trained: no gradients, and their
+        batch norms stay in eval mode (running statistics) whatever ``train()`` says. With no
+        trainable layer below the fusion, autograd runs no backward pass through them."""
+        self._frozen = [tower.stage_module(s) for tower in (self.rgb, self.flow) for s in self.frozen_stages()]
+        for m in self._frozen:
+            m.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "FusionNet":
+        super().train(mode)
+        for m in getattr(self, "_frozen", ()):
+            m.eval()
+        return self
+
     def forward(self, rgb: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         x, b, t = _frames(rgb)
         y, b2, t2 = _frames(flow)
