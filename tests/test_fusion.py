@@ -1,13 +1,16 @@
 """Fusion layers and fused two-stream networks: shapes, exact init identities, errors."""
 
 import copy
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from twostream.config import ConfigError
+from twostream.fusion_train import build_optimizer, train_config
 from twostream.models import build_model, stream_model
 from twostream.models.fusion import (
     BilinearFusion, ConcatFusion, Conv3dFusion, ConvFusion, CrossConnection, FusionNet, MaxFusion, SumFusion,
@@ -679,3 +682,68 @@ def test_schema_lists_exactly_the_known_methods():
     grid = schema["properties"]["fusion"]["properties"]["grid"]["properties"]
     assert grid["methods"]["items"]["enum"] == known_methods()
     assert grid["extra"]["items"]["properties"]["method"]["enum"] == known_methods()
+
+
+def _fusion_cfg():
+    return train_config(yaml.safe_load(open("config/config.yaml"))["fusion"])
+
+
+def _one_training_step(model, freeze: bool):
+    """An SGD step with the fusion stage's optimizer; returns every parameter and BN buffer before and after."""
+    opt = build_optimizer(model, dataclasses.replace(_fusion_cfg(), freeze_to_fusion=freeze))
+    model.train()
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    x, y = clip(b=4, t=1)
+    loss = F.cross_entropy(model(x, y), torch.arange(4) % K)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return before, model.state_dict()
+
+def _changed(before, after, prefix):
+    return {k for k, v in before.items() if k.startswith(prefix) and v.dtype.is_floating_point
+            and not torch.equal(v, after[k])}
+
+
+@pytest.mark.parametrize("method,position,frozen", [
+    ("conv", "res3", ("conv1", "res2", "res3")),
+    ("sum", "pool", ("conv1", "res2", "res3", "res4", "res5", "pool")),
+    ("conv", "res3+fc", ("conv1", "res2", "res3")),
+    ("st_add", "res2+res3+res4", ("conv1",)),
+])
+def test_freeze_to_fusion_keeps_the_layers_below_the_fusion_as_trained(streams, method, position, frozen):
+    model = net(streams, method, position)
+    assert model.frozen_stages() == frozen
+    before, after = _one_training_step(model, freeze=True)
+    below = [f"{t}.{a}." for t in ("rgb", "flow") for s in frozen for a in
+             {"conv1": ("conv1", "bn1"), "res2": ("layer1",), "res3": ("layer2",), "res4": ("layer3",),
+              "res5": ("layer4",), "pool": ()}[s]]
+    # weights and batch-norm running statistics below the fusion: untouched
+    assert not any(_changed(before, after, p) for p in below)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith(tuple(below)))
+    # the layers above it learn (the appearance tower's classifier, always above)
+    assert _changed(before, after, "rgb.fc.")
+    # and train() keeps the frozen batch norms in eval mode
+    model.train()
+    assert all(not m.training for m in model._frozen) and model.rgb.fc.training
+    # control: without the freeze the same step moves the layers below the fusion
+    control = net(streams, method, position)
+    b2, a2 = _one_training_step(control, freeze=False)
+    assert any(_changed(b2, a2, p) for p in below)
+
+
+def test_frozen_prefix_runs_no_backward(streams):
+    """With the stages up to res3 frozen, no autograd node touches them: their inputs get no gradient."""
+    model = net(streams, "conv", "res3")
+    model.freeze_to_fusion()
+    model.train()
+    x, y = clip(b=2, t=1)
+    x.requires_grad_(False)
+    out = model(x, y)
+    a = model.rgb.forward_to(x.flatten(0, 1), "res3")
+    assert not a.requires_grad  # the activation at the fusion point carries no graph below it
+    assert out.requires_grad
+
+
+def test_late_fusion_has_nothing_to_freeze(streams):
+    assert net(streams, "late_mean", "softmax").frozen_stages() == ()

@@ -15,6 +15,10 @@ rule flow:
         "logs/flow/{shard}.log",
     benchmark:
         "benchmarks/flow/{shard}.tsv"
+    # the motion stream, and so every fusion cell, waits for every shard's flow: they take both
+    # cores before the appearance stream (in the run at f3ee23f they ran one at a time beside it,
+    # and the motion stream started at 417 s instead of about 200 s)
+    priority: 25
     conda:
         "../envs/flow.yaml"
     threads: 1  # a job keeps about one core busy (load 112-124% with 2 threads): two shards side by side
