@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from twostream.config import ConfigError
 from twostream.fusion_train import build_optimizer, train_config
 from twostream.models import build_model, stream_model
 from twostream.models.fusion import (
-    BilinearFusion, ConcatFusion, Conv3dFusion, ConvFusion, CrossConnection, FusionNet, MaxFusion, SumFusion,
+    _STAGE_ATTRS, BilinearFusion, ConcatFusion, Conv3dFusion, ConvFusion, CrossConnection, FusionNet, MaxFusion, SumFusion,
     TemporalConv, count_parameters, fuse_streams, known_methods, late_combine, parse_position, temporal_max_pool,
     uses_clips,
 )
@@ -685,7 +686,7 @@ def test_schema_lists_exactly_the_known_methods():
 
 
 def _fusion_cfg():
-    return train_config(yaml.safe_load(open("config/config.yaml"))["fusion"])
+    return train_config(yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())["fusion"])
 
 
 def _one_training_step(model, freeze: bool):
@@ -715,9 +716,7 @@ def test_freeze_to_fusion_keeps_the_layers_below_the_fusion_as_trained(streams, 
     model = net(streams, method, position)
     assert model.frozen_stages() == frozen
     before, after = _one_training_step(model, freeze=True)
-    below = [f"{t}.{a}." for t in ("rgb", "flow") for s in frozen for a in
-             {"conv1": ("conv1", "bn1"), "res2": ("layer1",), "res3": ("layer2",), "res4": ("layer3",),
-              "res5": ("layer4",), "pool": ()}[s]]
+    below = [f"{t}.{a}." for t in ("rgb", "flow") for s in frozen for a in _STAGE_ATTRS[s]]
     # weights and batch-norm running statistics below the fusion: untouched
     assert not any(_changed(before, after, p) for p in below)
     assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith(tuple(below)))
