@@ -501,3 +501,31 @@ def test_defaults_match_schema_config_file_and_readme():
     readme = (root / "config/README.md").read_text().split("## findings", 1)[1].split("\n## ", 1)[0]
     for k in defaults:
         assert f"| `{k}` |" in readme, k
+
+
+def test_test_clips_read_once_give_each_network_its_own_statistics(tmp_path):
+    """clip_statistics_of (the findings' one pass over the test clips for both networks) gives
+    each network exactly what its own pass gives; control: the two networks' differ."""
+    from twostream.models import stream_model
+    from twostream.models.fusion import fuse_streams
+    from twostream.visualize.objectives import OUTPUT
+    from twostream.visualize.stage import ModelInfo, clip_statistics, clip_statistics_of
+    from twostream.visualize.stage import make_config as vis_config
+
+    shards = _synthetic_shards(tmp_path, CFG, per_class=2)
+    torch.manual_seed(0)
+    kw = dict(widths=[4, 4, 8, 8], flow_mean_subtraction=False)
+    rgb, flow = stream_model("rgb", len(CLASSES), **kw), stream_model("flow", len(CLASSES), flow_length=2, **kw)
+    model = fuse_streams(rgb, flow, "conv", "res3").eval()
+    nets = {"trained": model, "untrained": untrained(model, 0)}
+    info = ModelInfo(("rgb", "flow"), 2, 1.0, CFG.size, True, list(CLASSES.class_name))
+    vcfg = vis_config({"test_clips_per_class": 2, "test_frames": 2})  # 40 snippets: two batches
+    layers = ["flow.res2", "fuse", OUTPUT]
+    both = clip_statistics_of(nets, info, layers, [shards["frames"]], [shards["flow"]], vcfg, "test")
+    for name, m in nets.items():
+        one = clip_statistics(m, info, layers, [shards["frames"]], [shards["flow"]], vcfg, "test")
+        assert np.array_equal(both[name]["labels"], one["labels"]) and len(one["labels"]) == 2 * len(CLASSES)
+        for l in layers:
+            assert np.array_equal(both[name]["acts"][l], one["acts"][l]), (name, l)
+    for l in layers:
+        assert not np.allclose(both["trained"]["acts"][l], both["untrained"]["acts"][l]), l

@@ -8,8 +8,9 @@ findings.untrained_seed)``). It writes into ``--out`` (results/visualization/{mo
 
 ``units.csv``
     one row per (network, layer, unit): the unit's kind from its class profile on test clips
-    (``units.py``; the test-clip activations are ``visualize.stage.clip_statistics``, with the
-    ``visualize`` settings ``test_clips_per_class``, ``test_frames`` and ``where``);
+    (``units.py``; the test-clip activations are ``visualize.stage.clip_statistics_of``, with the
+    ``visualize`` settings ``test_clips_per_class``, ``test_frames`` and ``where``: the clips are
+    read once and each batch is fed to both networks);
 ``invariance.csv``
     one row per (network, layer, factor): the mean invariance index over units with its 95% t
     interval (``invariance.py``) on probe clips (``probes.py``), read from ``--probes``; speed rows
@@ -57,7 +58,7 @@ from ..store import FlowShard
 from ..visualize import judges as V
 from ..visualize.objectives import OUTPUT
 from ..visualize.render import Preprocess, Probe
-from ..visualize.stage import SPATIAL, _reduce, default_layers, model_info, selectivity, clip_statistics, visualize_layers
+from ..visualize.stage import SPATIAL, _reduce, clip_statistics_of, default_layers, model_info, selectivity, visualize_layers
 from ..visualize.stage import make_config as vis_config
 from . import findings as F
 from . import invariance as INV
@@ -133,12 +134,18 @@ def depth_of(layer: str, model: torch.nn.Module) -> float:
 # --------------------------------------------------------------------------- measures of one network
 
 
-def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df, fcfg: FindingsConfig,
-              model_name: str, depth: dict) -> pd.DataFrame:
-    """units.csv rows of one network: every unit's kind from its class profile on test clips."""
-    stats = clip_statistics(model, info, layers, frames, flow, vcfg, split="test")
+def test_statistics(nets: dict, info, layers, frames, flow, vcfg) -> dict[str, dict]:
+    """Every network's per-video activations on the test clips, the clips read once for all."""
+    stats = clip_statistics_of(nets, info, layers, frames, flow, vcfg, split="test")
     if stats is None:
         raise InputError("findings needs the test shards of the model's inputs (--frames / --flow)")
+    return stats
+
+
+def unit_rows(network: str, stats: dict, layers, classes_df, fcfg: FindingsConfig, model_name: str,
+              depth: dict) -> pd.DataFrame:
+    """units.csv rows of one network: every unit's kind from its class profile on test clips
+    (``stats``: its ``clip_statistics``)."""
     factors = UN.factor_sets(classes_df) if classes_df is not None else {}
     labels = np.unique(stats["labels"])
     out = []
@@ -377,8 +384,9 @@ def main(args: argparse.Namespace) -> int:
     log(f"{args.probes}: {len(index)} probe clips in {len(sets)} probe sets")
 
     units, inv = [], []
-    for net, m in nets.items():
-        u = unit_rows(net, m, info, layers, args.frames, args.flow, vcfg, classes_df, fcfg, name, depth)
+    stats = test_statistics(nets, info, layers, args.frames, args.flow, vcfg)
+    for net in nets:
+        u = unit_rows(net, stats[net], layers, classes_df, fcfg, name, depth)
         units.append(u)
         counts = u.groupby("kind").size().to_dict()
         log(f"{net}: unit kinds {counts}")
