@@ -293,7 +293,8 @@ def test_cli_bad_classes_is_one_line(tmp_path, capsys):
     m = stream_model("flow", 4, arch="small", flow_length=2, widths=[4, 4, 4, 4], blocks=[1, 1, 1, 1])
     torch.save({"spec": m.spec, "model": m.state_dict(), "class_names": list("abcd"),
                 "data": {"modalities": ["flow"], "flow_length": 2, "crop_size": 16}}, ckpt)
-    rc = cli(["findings", "--checkpoint", str(ckpt), "--classes", str(bad), "--out", str(tmp_path / "o")])
+    rc = cli(["findings", "--checkpoint", str(ckpt), "--classes", str(bad), "--probes", str(tmp_path / "p.h5"),
+              "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "classes.csv" in err[0] and "'group' missing" in err[0]
     assert not (tmp_path / "o" / "units.csv").exists()
@@ -352,8 +353,12 @@ def test_stage_measures_trained_and_untrained(tmp_path):
               "colours": ["grey", "red"]}
     vis = {"test_clips_per_class": 2, "test_frames": 1, "steps": 3}
     out = tmp_path / "out"
+    probes = tmp_path / "probes.h5"
+    rc = cli(["findings", "--render-probes", str(probes), "--classes", str(classes), "--params", json.dumps(params),
+              "--synthetic", json.dumps(syn), "--flow-length", "2", "--bound", "20"])
+    assert rc == 0
     rc = cli(["findings", "--checkpoint", str(ck), "--frames", shards["frames"], "--flow", shards["flow"],
-              "--classes", str(classes), "--out", str(out), "--params", json.dumps(params),
+              "--classes", str(classes), "--probes", str(probes), "--out", str(out), "--params", json.dumps(params),
               "--visualize", json.dumps(vis), "--synthetic", json.dumps(syn)])
     assert rc == 0
     units = pd.read_csv(out / "units.csv")
@@ -376,6 +381,94 @@ def test_stage_measures_trained_and_untrained(tmp_path):
     assert rc == 0
     assert (tmp_path / "i.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "u.png").stat().st_size > 1000
     assert "## Finding 3" in (tmp_path / "f.md").read_text()
+
+
+PROBE_PARAMS = {"probe_clips": 2, "speeds": [0.5, 2.0], "positions": [0.3], "sizes": [1.3], "phases": [0.5],
+                "colours": ["red"], "seed": 3}
+
+
+def _render_probes(tmp_path, params=PROBE_PARAMS, lengths=("2", "3"), name="probes.h5"):
+    import json
+
+    classes = tmp_path / "classes.csv"
+    CLASSES.to_csv(classes, index=False)
+    path = tmp_path / name
+    rc = cli(["findings", "--render-probes", str(path), "--classes", str(classes), "--params", json.dumps(params),
+              "--synthetic", json.dumps(CFG.__dict__), "--flow-length", *lengths, "--bound", "20"])
+    assert rc == 0
+    return path
+
+
+def test_probes_file_holds_the_clips_the_jobs_rendered(tmp_path):
+    """Inputs read from the probes file equal clip_inputs of freshly rendered probe clips, bit for
+    bit, for every kind of model (rgb alone, flow alone, both) and both stored flow lengths."""
+    from twostream.analysis.stage import probe_inputs
+    from twostream.visualize.stage import ModelInfo
+
+    path = _render_probes(tmp_path)
+    fcfg = make_config(PROBE_PARAMS)
+    sets = P.probe_plan(CLASSES, CFG, fcfg.speeds, fcfg.positions, fcfg.sizes, fcfg.phases, fcfg.colours)
+    plan = [(si, lab, li, fac, i) for si, s in enumerate(sets) for lab in s.labels
+            for li, fac in enumerate(s.factors) for i in range(fcfg.probe_clips)]
+    clips = [P.render_probe(CFG, lab, int(np.random.SeedSequence([3, 7919, lab, i]).generate_state(1)[0]), fac, CLASSES)
+             for _, lab, _, fac, i in plan]
+    for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
+        for L in (2, 3):
+            info = ModelInfo(modalities, L, 1.0, CFG.size, len(modalities) > 1, list(CLASSES.class_name))
+            x, index = probe_inputs(path, sets, CFG, info, 20.0, fcfg)
+            assert [tuple(r) for r in index] == [p[:3] for p in plan]
+            for m in modalities:
+                fresh = torch.stack([P.clip_inputs(c, modalities, L, CFG.size, 20.0)[m] for c in clips])
+                assert x[m].dtype == fresh.dtype and torch.equal(x[m], fresh), (modalities, L, m)
+    # controls: the rgb-alone frame is not the frame of a model with flow inputs, and the stored
+    # flow is quantized (the unquantized truth differs), so the comparisons above can fail
+    x_rgb, _ = probe_inputs(path, sets, CFG, ModelInfo(("rgb",), 2, 1.0, CFG.size, False, []), 20.0, fcfg)
+    x_both, _ = probe_inputs(path, sets, CFG, ModelInfo(("rgb", "flow"), 2, 1.0, CFG.size, True, []), 20.0, fcfg)
+    assert not torch.equal(x_rgb["rgb"], x_both["rgb"])
+    frame, fields = P.snippet_frames(CFG.frames, 2, True)
+    raw = torch.from_numpy(np.stack([c.truth.flow[fields] for c in clips]))  # (N, L, H, W, 2)
+    raw = raw.permute(0, 1, 4, 2, 3).reshape(len(clips), -1, CFG.size, CFG.size)
+    assert not torch.equal(x_both["flow"], raw)
+    assert torch.allclose(x_both["flow"], raw, atol=20.0 / 127 / 2 + 1e-6)
+
+
+def test_probes_file_errors_are_one_line(tmp_path, capsys):
+    """A missing file, a file of another kind, probes of other settings or without the model's
+    snippet: one line naming the file, no outputs."""
+    import h5py
+    import json
+
+    from twostream.models import stream_model
+    from twostream.store import write_provenance
+
+    good = _render_probes(tmp_path, lengths=("1",))
+    other = _render_probes(tmp_path, dict(PROBE_PARAMS, seed=4), name="other.h5")
+    wrong = tmp_path / "wrong.h5"
+    with h5py.File(wrong, "w") as f:
+        f["index"] = np.zeros((1, 3), np.int32)
+        write_provenance(f, "frames", {})
+    m = stream_model("flow", len(CLASSES), arch="small", flow_length=2, widths=[4, 4, 4, 4], blocks=[1, 1, 1, 1])
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"spec": m.spec, "model": m.state_dict(), "class_names": list(CLASSES.class_name),
+                "data": {"modalities": ["flow"], "flow_length": 2, "crop_size": CFG.size}}, ckpt)
+    capsys.readouterr()
+    cases = {tmp_path / "missing.h5": "probes file not found", wrong: "not a findings probes file",
+             other: "rendered with other probe settings (findings.seed 4, this job 3)",
+             good: "needs frame 3 and fields [2, 3]"}
+    for path, message in cases.items():
+        rc = cli(["findings", "--checkpoint", str(ckpt), "--classes", str(tmp_path / "classes.csv"),
+                  "--probes", str(path), "--out", str(tmp_path / "o"), "--params", json.dumps(PROBE_PARAMS),
+                  "--synthetic", json.dumps(CFG.__dict__)])
+        err = [l for l in capsys.readouterr().err.strip().splitlines() if l.startswith("twostream: error")]
+        assert rc == 2 and len(err) == 1 and str(path) in err[0] and message in err[0], err
+    assert not (tmp_path / "o").exists()
+    # control: the same job with a file of its own settings and flow length gets past the probes
+    right = _render_probes(tmp_path, lengths=("2",), name="right.h5")
+    rc = cli(["findings", "--checkpoint", str(ckpt), "--classes", str(tmp_path / "classes.csv"),
+              "--probes", str(right), "--out", str(tmp_path / "o"), "--params", json.dumps(PROBE_PARAMS),
+              "--synthetic", json.dumps(CFG.__dict__)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "needs the test shards" in err[-1] and str(right) not in err[-1]
 
 
 def test_finding3_claims_no_negligible_change():
@@ -408,3 +501,31 @@ def test_defaults_match_schema_config_file_and_readme():
     readme = (root / "config/README.md").read_text().split("## findings", 1)[1].split("\n## ", 1)[0]
     for k in defaults:
         assert f"| `{k}` |" in readme, k
+
+
+def test_test_clips_read_once_give_each_network_its_own_statistics(tmp_path):
+    """clip_statistics_of (the findings' one pass over the test clips for both networks) gives
+    each network exactly what its own pass gives; control: the two networks' differ."""
+    from twostream.models import stream_model
+    from twostream.models.fusion import fuse_streams
+    from twostream.visualize.objectives import OUTPUT
+    from twostream.visualize.stage import ModelInfo, clip_statistics, clip_statistics_of
+    from twostream.visualize.stage import make_config as vis_config
+
+    shards = _synthetic_shards(tmp_path, CFG, per_class=2)
+    torch.manual_seed(0)
+    kw = dict(widths=[4, 4, 8, 8], flow_mean_subtraction=False)
+    rgb, flow = stream_model("rgb", len(CLASSES), **kw), stream_model("flow", len(CLASSES), flow_length=2, **kw)
+    model = fuse_streams(rgb, flow, "conv", "res3").eval()
+    nets = {"trained": model, "untrained": untrained(model, 0)}
+    info = ModelInfo(("rgb", "flow"), 2, 1.0, CFG.size, True, list(CLASSES.class_name))
+    vcfg = vis_config({"test_clips_per_class": 2, "test_frames": 2})  # 40 snippets: two batches
+    layers = ["flow.res2", "fuse", OUTPUT]
+    both = clip_statistics_of(nets, info, layers, [shards["frames"]], [shards["flow"]], vcfg, "test")
+    for name, m in nets.items():
+        one = clip_statistics(m, info, layers, [shards["frames"]], [shards["flow"]], vcfg, "test")
+        assert np.array_equal(both[name]["labels"], one["labels"]) and len(one["labels"]) == 2 * len(CLASSES)
+        for l in layers:
+            assert np.array_equal(both[name]["acts"][l], one["acts"][l]), (name, l)
+    for l in layers:
+        assert not np.allclose(both["trained"]["acts"][l], both["untrained"]["acts"][l]), l

@@ -27,7 +27,10 @@ PLOT_RULES = {"plots"}
 TABLE_RULES = {"ablation_table", "findings"} | PLOT_RULES  # findings includes the ablation's findings
 DOWNSTREAM_OF_TRAIN = {"train_stream", "train_fusion", "evaluate", "visualize", "verify_model", "verify_untrained",
                        "visualize_summary",
-                       "findings_model", "quirk_data", "train_quirk", "quirk", "quirk_seeds"} | TABLE_RULES
+                       "findings_model", "quirk_data", "train_quirk", "quirk", "quirk_seeds",
+                       # the probe clips: their params hold train.flow_length and flow.bound, their code
+                       # hash is the findings stage's (which imports the models)
+                       "findings_probes"} | TABLE_RULES
 DOWNSTREAM_OF_FLOW = {"flow"} | DOWNSTREAM_OF_TRAIN
 
 
@@ -158,7 +161,7 @@ def test_editing_plot_code_reruns_plots_and_the_findings_figures(finished, tmp_p
     # `twostream plots` and `twostream findings` (its figures: plots.save_figure) import plots.py;
     # no training, evaluation, visualization or table does
     jobs = tiny_run.scheduled(edited_copy(finished, tmp_path, "plots.py"))
-    assert rules_of(jobs) == PLOT_RULES | {"findings", "findings_model"}, rules_of(jobs)
+    assert rules_of(jobs) == PLOT_RULES | {"findings", "findings_model", "findings_probes"}, rules_of(jobs)
 
 
 def test_editing_a_module_training_imports_reruns_training_and_downstream(finished, tmp_path):

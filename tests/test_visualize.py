@@ -499,3 +499,63 @@ def test_an_untrained_network_fails_direction_colour_and_colocation():
     assert set(t.index) == {"direction", "colour", "colocation"}
     assert not t["pass"].any() and t.as_expected.all()
     assert (t.rate < 0.8).all()
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _pixels(path, rgb):
+    """Number of pixels of exactly colour ``rgb`` (0..255) in a PNG."""
+    from matplotlib.image import imread
+
+    img = np.rint(imread(str(path))[..., :3] * 255).astype(int)
+    return int((img == np.asarray(rgb)).all(-1).sum())
+
+
+def test_layer_figure_draws_every_panel_at_its_size(tmp_path):
+    """Each unit's appearance panel appears once, nearest-upscaled to PANEL_PX: pure red and pure
+    blue images give exactly that many red and blue pixels; the flow panels come beside them."""
+    from twostream.visualize import montage
+
+    h = 16
+    rgb = np.zeros((2, 2, h, h, 3))
+    rgb[0, -1, ..., 0] = 1.0  # unit 0: red at the slowest setting (the one shown)
+    rgb[1, -1, ..., 2] = 1.0  # unit 1: blue
+    flow = np.zeros((2, 2, 3, h, h, 2))
+    flow[..., 0] = 1.0  # rightwards: the colour wheel's red hue, the x map's positive end
+    k = int(np.ceil(montage.PANEL_PX / h))
+    path = tmp_path / "layer.png"
+    montage.layer_figure(path, "model: layer", ["l #0", "l #1"], rgb, flow, [0.0, 100.0])
+    from matplotlib.image import imread
+
+    H, W = imread(str(path)).shape[:2]
+    n_cols = 1 + 3 * 2
+    assert W == montage.LABEL_PX + n_cols * (h * k + montage.GAP_PX)
+    assert H == montage.TITLE_PX + 2 * (montage.CAPTION_PX + h * k + montage.GAP_PX)
+    assert _pixels(path, (0, 0, 255)) == (h * k) ** 2
+    # red: unit 0's image and the 4 colour wheels (right = red at full brightness)
+    assert _pixels(path, (255, 0, 0)) == 5 * (h * k) ** 2
+    # control: unit 0 green instead, so only the wheels stay red
+    rgb[0, -1] = 0.0
+    rgb[0, -1, ..., 1] = 1.0
+    montage.layer_figure(path, "model: layer", ["l #0", "l #1"], rgb, flow, [0.0, 100.0])
+    assert _pixels(path, (255, 0, 0)) == 4 * (h * k) ** 2
+
+
+def test_overview_figure_has_one_row_per_layer(tmp_path):
+    from matplotlib.image import imread
+
+    from twostream.visualize import montage
+
+    h = 8
+    a = np.zeros((3, 1, h, h, 3))
+    a[..., 1] = 1.0  # green
+    b = np.zeros((1, 1, h, h, 3))
+    b[..., 2] = 1.0  # blue
+    path = tmp_path / "overview.png"
+    montage.overview_figure(path, "model", ["conv1", "res5"], [[1, 2, 3], [7]], [a, b], [None, None])
+    k = int(np.ceil(montage.PANEL_PX / h))
+    H, W = imread(str(path)).shape[:2]
+    assert H == montage.TITLE_PX + 2 * (montage.CAPTION_PX + h * k + montage.GAP_PX)
+    assert W == montage.LABEL_PX + 3 * (h * k + montage.GAP_PX)
+    assert _pixels(path, (0, 255, 0)) == 3 * (h * k) ** 2 and _pixels(path, (0, 0, 255)) == (h * k) ** 2

@@ -203,3 +203,20 @@ def quirk_plant_params(config: dict[str, Any]) -> str:
     """The quirk_data job's settings: the planting keys of the ``quirk`` section, canonical JSON."""
     q = config.get("quirk") or {}
     return params_json({"quirk": {k: q[k] for k in QUIRK_PLANT_KEYS if k in q}})
+
+
+# the findings keys that define the probe clips (rule findings_probes); the analysis keys
+# (layers, margins, where, ...) rerun no rendering
+FINDINGS_PROBE_KEYS = ("probe_clips", "speeds", "positions", "sizes", "phases", "colours", "seed")
+
+
+def findings_probe_params(config: dict[str, Any]) -> str:
+    """The findings_probes job's settings: the probe keys of the ``findings`` section, canonical JSON."""
+    f = config.get("findings") or {}
+    return params_json({k: f[k] for k in FINDINGS_PROBE_KEYS if k in f})
+
+
+def probe_flow_lengths(config: dict[str, Any]) -> list[int]:
+    """The flow lengths L of the two streams (``train.flow_length``, per-stream overrides
+    merged; a fused network has its motion stream's): a probe clip's snippet depends on L."""
+    return sorted({int(stream_section(config.get("train"), s)["flow_length"]) for s in STREAMS})

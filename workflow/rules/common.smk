@@ -178,6 +178,16 @@ def vis_section():
     return json.dumps(sec, sort_keys=True)
 
 
+def findings_probe_params():
+    """The findings_probes job's settings: the probe keys of the findings section (grid)."""
+    return grid.findings_probe_params(config)
+
+
+def probe_flow_lengths():
+    """The streams' flow lengths (train.flow_length): the probe snippets' lengths (grid)."""
+    return " ".join(str(L) for L in grid.probe_flow_lengths(config))
+
+
 def verify_only_models():
     """Trained cells verified without pictures (their causes come from classes.csv)."""
     return grid.verified_models(config) if classes_csv() else []

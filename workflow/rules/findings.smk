@@ -1,5 +1,8 @@
 # Rules of the findings stage (the paper's findings 2 and 3, measured per layer).
 #
+# findings_probes: the synthetic renderer -> results/findings/probes.h5, every probe clip's
+# frames and quantized flow fields around its middle snippet, rendered once per run (the probe
+# keys of findings, the synthetic settings, the streams' flow lengths and flow.bound).
 # findings_model: one job per visualized model (visualize.models + the control) ->
 # results/visualization/{model}/units.csv (unit kinds from class profiles on test clips),
 # invariance.csv (invariance index per layer and factor on probe clips of the synthetic
@@ -11,11 +14,39 @@
 # the report's landing page), with the ablation's findings as finding 1.
 
 
+rule findings_probes:
+    input:
+        classes=classes_csv(),
+    output:
+        probes="results/findings/probes.h5",
+    log:
+        "logs/findings/probes.log",
+    benchmark:
+        "benchmarks/findings/probes.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        cfg=findings_probe_params(),
+        synthetic=section("synthetic"),
+        lengths=probe_flow_lengths(),
+        bound=config["flow"]["bound"],
+        code=code_hash("findings"),
+    shell:
+        "twostream findings --render-probes {output.probes} --classes {input.classes}"
+        " --params {params.cfg:q} --synthetic {params.synthetic:q}"
+        " --flow-length {params.lengths} --bound {params.bound} > {log} 2>&1"
+
+
 rule findings_model:
     input:
         unpack(eval_shards),
         checkpoint="results/models/{model}/checkpoint.pt",
         classes=classes_csv(),
+        probes="results/findings/probes.h5",
     output:
         units="results/visualization/{model}/units.csv",
         invariance="results/visualization/{model}/invariance.csv",
@@ -45,7 +76,8 @@ rule findings_model:
         out=lambda wc: f"results/visualization/{wc.model}",
     shell:
         "twostream findings --checkpoint {input.checkpoint} {params.shards}"
-        " --classes {input.classes} --out {params.out} --params {params.cfg:q}"
+        " --classes {input.classes} --probes {input.probes} --out {params.out}"
+        " --params {params.cfg:q}"
         " --visualize {params.vis:q} --synthetic {params.synthetic:q}"
         " --threads {threads} > {log} 2>&1"
 

@@ -23,6 +23,26 @@ Model inputs of a probe clip (:func:`clip_inputs`) are one snippet at the middle
 built as the data pipeline builds a test snippet: the RGB frame in the middle of the flow
 stack, scaled to [0, 1], and the ground-truth flow of the renderer (px/frame, clipped to the
 flow stage's ``bound`` and quantized as it stores flow), channels x0, y0, x1, y1, ...
+
+Probes file (``results/findings/probes.h5``, rule ``findings_probes``; written once per run by
+``twostream findings --render-probes``, read by every ``findings_model`` job through
+``readers.read_probes``), ``kind = findings_probes``, ``layout_version`` 1::
+
+    /index        (N, 3) int32: probe set (position in ``probe_plan``), class label, level of each clip
+    /frames       (N, F, H, W, 3) uint8 RGB: the clip's frames /frame_index, one clip per chunk, lzf
+    /frame_index  (F,) int32: frame numbers in the clip (the middle snippet's frame of each stream's
+                  flow length L, with and without flow inputs: ``snippet_frames``)
+    /flow         (N, K, H, W, 2) uint8: the renderer's flow fields /field_index, clipped to +-bound
+                  and quantized as the flow stage stores flow (``store.quantize_flow``), one clip per chunk, lzf
+    /field_index  (K,) int32: field numbers in the clip (field t: frame t -> t + 1)
+    attrs:        layout_version, kind, params (JSON: ``findings`` probe keys, ``synthetic``,
+                  ``flow_length``, ``bound``), versions (JSON), bound, n_frames, sets (JSON: factor,
+                  levels, labels of each probe set)
+
+A job's inputs are ``snippet_inputs`` of the stored frame and fields of its model's snippet:
+exactly ``clip_inputs`` of the rendered clip (the frames are the renderer's uint8, and
+``clip_inputs`` quantizes the flow as stored), so the clips are rendered once per run, not once
+per job.
 """
 
 from __future__ import annotations
@@ -36,7 +56,8 @@ import torch
 
 from ..data import apply_crop, eval_crop_boxes, snippet_indices, upscale_to
 from ..datasets import synthetic as S
-from ..store import dequantize_flow, quantize_flow
+from ..readers import PROBES_KIND
+from ..store import atomic_h5, create_dataset, dequantize_flow, quantize_flow, write_provenance
 
 
 @dataclass(frozen=True)
@@ -84,27 +105,44 @@ def middle_snippet(n_frames: int, flow_length: int) -> int:
     return max(0, (int(n_frames) - 1 - int(flow_length)) // 2)
 
 
-def clip_inputs(clip: S.Clip, modalities: Sequence[str], flow_length: int, crop_size: int,
-                bound: float = 20.0) -> dict[str, torch.Tensor]:
-    """The middle snippet of a probe clip as model inputs: {"rgb": (3, S, S), "flow": (2L, S, S)}."""
-    T = len(clip.frames)
-    L = int(flow_length)
-    n_flow = T - 1
-    t = middle_snippet(T, L)
-    frame, fields = snippet_indices(t, T, n_flow, L, "flow" in modalities)
+def snippet_frames(n_frames: int, flow_length: int, use_flow: bool) -> tuple[int, np.ndarray]:
+    """(RGB frame, flow fields) of the middle snippet of a clip of ``n_frames``, as the data
+    pipeline picks them (``data.snippet_indices``): a model with flow inputs sees the frame in the
+    middle of its flow stack, an appearance stream the snippet's first frame."""
+    T = int(n_frames)
+    return snippet_indices(middle_snippet(T, flow_length), T, T - 1, int(flow_length), bool(use_flow))
+
+
+def snippet_inputs(rgb: np.ndarray | None, flow: np.ndarray | None, modalities: Sequence[str], crop_size: int,
+                   bound: float = 20.0) -> dict[str, torch.Tensor]:
+    """Model inputs of snippets: ``rgb`` (N, H, W, 3) uint8 frames, ``flow`` (N, L, H, W, 2) uint8
+    fields quantized as the flow stage stores them (``store.quantize_flow``, +-``bound``) ->
+    {"rgb": (N, 3, S, S) in [0, 1], "flow": (N, 2L, S, S) px/frame, channels x0, y0, x1, y1, ...}."""
     out = {}
     for m in modalities:
         if m == "rgb":
-            img = clip.frames[frame]
+            imgs = np.asarray(rgb)
         else:
-            fl = dequantize_flow(quantize_flow(clip.truth.flow[fields], bound), bound)  # (L, H, W, 2)
-            img = np.ascontiguousarray(fl.transpose(1, 2, 0, 3).reshape(fl.shape[1], fl.shape[2], 2 * L))
-        img = upscale_to(img, crop_size, m == "flow")
-        box = eval_crop_boxes(img.shape[0], img.shape[1], crop_size, 1)[0]
-        img = apply_crop(img, box, crop_size, m == "flow")
-        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
+            fl = dequantize_flow(np.asarray(flow), bound)  # (N, L, H, W, 2)
+            N, L, H, W, _ = fl.shape
+            imgs = fl.transpose(0, 2, 3, 1, 4).reshape(N, H, W, 2 * L)
+        crops = []
+        for img in imgs:
+            img = upscale_to(img, crop_size, m == "flow")
+            box = eval_crop_boxes(img.shape[0], img.shape[1], crop_size, 1)[0]
+            crops.append(apply_crop(img, box, crop_size, m == "flow"))
+        x = torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2))).float()
         out[m] = x / 255.0 if m == "rgb" else x
     return out
+
+
+def clip_inputs(clip: S.Clip, modalities: Sequence[str], flow_length: int, crop_size: int,
+                bound: float = 20.0) -> dict[str, torch.Tensor]:
+    """The middle snippet of a probe clip as model inputs: {"rgb": (3, S, S), "flow": (2L, S, S)}."""
+    frame, fields = snippet_frames(len(clip.frames), flow_length, "flow" in modalities)
+    rgb = clip.frames[frame][None] if "rgb" in modalities else None
+    flow = quantize_flow(clip.truth.flow[fields], bound)[None] if "flow" in modalities else None
+    return {m: v[0] for m, v in snippet_inputs(rgb, flow, modalities, crop_size, bound).items()}
 
 
 # --------------------------------------------------------------------------- probe plan
@@ -165,3 +203,19 @@ def probe_plan(classes: pd.DataFrame, cfg: S.SyntheticConfig, speeds: Sequence[f
         sets.append(ProbeSet("colour", list(colours), mot,
                              [ProbeFactors(colour=S._colour_rgb(n), centre=mid) for n in colours]))
     return sets
+
+
+def write_probes(path, frames: np.ndarray, frame_index, flow: np.ndarray, field_index, index: np.ndarray,
+                 sets: list[ProbeSet], params: dict, bound: float, n_frames: int) -> None:
+    """Write the probes file (layout in the module docstring), atomically."""
+    import json
+
+    with atomic_h5(path) as f:
+        create_dataset(f, "index", data=np.asarray(index, np.int32))
+        create_dataset(f, "frames", data=frames, chunks=(1,) + frames.shape[1:], compression="lzf")
+        create_dataset(f, "frame_index", data=np.asarray(frame_index, np.int32))
+        create_dataset(f, "flow", data=flow, chunks=(1,) + flow.shape[1:], compression="lzf")
+        create_dataset(f, "field_index", data=np.asarray(field_index, np.int32))
+        plan = [{"factor": s.factor, "levels": list(s.levels), "labels": list(s.labels)} for s in sets]
+        write_provenance(f, PROBES_KIND, params, bound=float(bound), n_frames=int(n_frames),
+                         sets=json.dumps(plan, default=str))

@@ -8,17 +8,25 @@ findings.untrained_seed)``). It writes into ``--out`` (results/visualization/{mo
 
 ``units.csv``
     one row per (network, layer, unit): the unit's kind from its class profile on test clips
-    (``units.py``; the test-clip activations are ``visualize.stage.clip_statistics``, with the
-    ``visualize`` settings ``test_clips_per_class``, ``test_frames`` and ``where``);
+    (``units.py``; the test-clip activations are ``visualize.stage.clip_statistics_of``, with the
+    ``visualize`` settings ``test_clips_per_class``, ``test_frames`` and ``where``: the clips are
+    read once and each batch is fed to both networks);
 ``invariance.csv``
     one row per (network, layer, factor): the mean invariance index over units with its 95% t
-    interval (``invariance.py``) on probe clips (``probes.py``); speed rows add the spread of the
-    units' preferred speed;
+    interval (``invariance.py``) on probe clips (``probes.py``), read from ``--probes``; speed rows
+    add the spread of the units' preferred speed;
 ``unit_checks.csv``
     activation maximisation (the ``visualize`` settings) of the most generic and the most specific
     unit of the top analysed layer of the trained network, judged as ``verify`` judges class units:
     the optimised flow's direction for a direction factor, the optimised image's colour for a
     colour factor.
+
+``--render-probes OUT`` renders the probe clips once per run (rule ``findings_probes``,
+``results/findings/probes.h5``, layout in ``probes.py``): the ``findings`` probe keys
+(``grid.FINDINGS_PROBE_KEYS``), the ``synthetic`` settings, the streams' flow lengths
+(``train.flow_length``) and ``flow.bound`` define them. Each model's job reads them
+(``--probes``; ``readers.read_probes``) and stops with one line naming the file when they were
+rendered with other settings than its own.
 
 ``--collect DIR ...`` concatenates the per-model tables into ``--units`` and ``--invariance``,
 draws ``--units-figure`` and ``--invariance-figure`` and writes the findings (``findings.py``).
@@ -31,15 +39,18 @@ import copy
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..config import ConfigError, add_params_arguments, from_dict, read_config, section_from_args, settings
+from ..config import ConfigError, add_params_arguments, defaults, from_dict, read_config, section_from_args, settings
 from ..errors import InputError
-from ..store import atomic_path
+from ..grid import FINDINGS_PROBE_KEYS, probe_flow_lengths
+from ..readers import read_probes
+from ..store import atomic_path, quantize_flow
 from ..datasets.synthetic import DIRECTIONS, class_table
 from ..datasets.synthetic import make_config as synth_config
 from ..models import load_model
@@ -47,7 +58,7 @@ from ..store import FlowShard
 from ..visualize import judges as V
 from ..visualize.objectives import OUTPUT
 from ..visualize.render import Preprocess, Probe
-from ..visualize.stage import SPATIAL, _reduce, default_layers, model_info, selectivity, clip_statistics, visualize_layers
+from ..visualize.stage import SPATIAL, _reduce, clip_statistics_of, default_layers, model_info, selectivity, visualize_layers
 from ..visualize.stage import make_config as vis_config
 from . import findings as F
 from . import invariance as INV
@@ -123,12 +134,18 @@ def depth_of(layer: str, model: torch.nn.Module) -> float:
 # --------------------------------------------------------------------------- measures of one network
 
 
-def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df, fcfg: FindingsConfig,
-              model_name: str, depth: dict) -> pd.DataFrame:
-    """units.csv rows of one network: every unit's kind from its class profile on test clips."""
-    stats = clip_statistics(model, info, layers, frames, flow, vcfg, split="test")
+def test_statistics(nets: dict, info, layers, frames, flow, vcfg) -> dict[str, dict]:
+    """Every network's per-video activations on the test clips, the clips read once for all."""
+    stats = clip_statistics_of(nets, info, layers, frames, flow, vcfg, split="test")
     if stats is None:
         raise InputError("findings needs the test shards of the model's inputs (--frames / --flow)")
+    return stats
+
+
+def unit_rows(network: str, stats: dict, layers, classes_df, fcfg: FindingsConfig, model_name: str,
+              depth: dict) -> pd.DataFrame:
+    """units.csv rows of one network: every unit's kind from its class profile on test clips
+    (``stats``: its ``clip_statistics``)."""
     factors = UN.factor_sets(classes_df) if classes_df is not None else {}
     labels = np.unique(stats["labels"])
     out = []
@@ -139,26 +156,66 @@ def unit_rows(network: str, model, info, layers, frames, flow, vcfg, classes_df,
     return pd.concat(out, ignore_index=True)
 
 
-def probe_inputs(sets: list[P.ProbeSet], syn, classes_df, info, bound: float, fcfg: FindingsConfig, log):
-    """Render every probe clip once: the model inputs and (set, class, level) of each."""
+def plan_index(sets: list[P.ProbeSet], n: int) -> np.ndarray:
+    """(set, class label, level) of every probe clip, in the order they are rendered and stored."""
+    return np.array([(si, int(label), li) for si, s in enumerate(sets) for label in s.labels
+                     for li in range(len(s.factors)) for _ in range(int(n))], dtype=np.int64).reshape(-1, 3)
+
+
+def render_probes(sets: list[P.ProbeSet], syn, classes_df, fcfg: FindingsConfig, flow_lengths, bound: float, log):
+    """Render every probe clip once: the frames and quantized flow fields that the middle snippet
+    of any model reads (each stream's flow length, with and without flow inputs)."""
     table = class_table(syn)
-    if list(table.class_name) != list(classes_df.class_name):
-        raise InputError("classes.csv does not match the synthetic settings (class names differ)")
-    xs: dict[str, list[torch.Tensor]] = {m: [] for m in info.modalities}
-    index = []
+    T = int(syn.frames)
+    picks = [P.snippet_frames(T, L, use_flow) for L in flow_lengths for use_flow in (False, True)]
+    frame_index = sorted({int(f) for f, _ in picks})
+    field_index = sorted({int(i) for _, fields in picks for i in fields})
+    frames, flow = [], []
     n = int(fcfg.probe_clips)
-    for si, s in enumerate(sets):
+    for s in sets:
         for label in s.labels:
-            for li, fac in enumerate(s.factors):
+            for fac in s.factors:
                 for i in range(n):
                     seed = int(np.random.SeedSequence([int(fcfg.seed), 7919, int(label), i]).generate_state(1)[0])
                     clip = P.render_probe(syn, int(label), seed, fac, table)
-                    x = P.clip_inputs(clip, info.modalities, info.flow_length, info.crop_size, bound)
-                    for m in info.modalities:
-                        xs[m].append(x[m])
-                    index.append((si, int(label), li))
+                    frames.append(clip.frames[frame_index])
+                    flow.append(quantize_flow(clip.truth.flow[field_index], bound))
         log(f"probe set {s.factor}: {len(s.labels)} classes x {len(s.levels)} levels x {n} clips")
-    return {m: torch.stack(v) for m, v in xs.items()}, np.array(index)
+    return dict(frames=np.stack(frames), frame_index=frame_index, flow=np.stack(flow), field_index=field_index,
+                index=plan_index(sets, n), n_frames=T)
+
+
+def probe_params(fcfg: FindingsConfig, syn) -> dict:
+    """The settings that define the probe clips, as the probes file records them (JSON values)."""
+    f = {k: getattr(fcfg, k) for k in FINDINGS_PROBE_KEYS}
+    return json.loads(json.dumps({"findings": f, "synthetic": asdict(syn)}, sort_keys=True, default=str))
+
+
+def probe_inputs(path, sets: list[P.ProbeSet], syn, info, bound: float, fcfg: FindingsConfig):
+    """The model inputs of every probe clip from the probes file ``path`` and (set, class, level)
+    of each: the stored frame and fields of the model's middle snippet (``probes.snippet_inputs``)."""
+    use_flow = "flow" in info.modalities
+    pr = read_probes(path, flow=use_flow)
+    want, have = probe_params(fcfg, syn), {k: pr["params"].get(k) for k in ("findings", "synthetic")}
+    for sec in want:
+        diff = sorted(k for k in set(want[sec]) | set(have[sec] or {}) if want[sec].get(k) != (have[sec] or {}).get(k))
+        if diff:
+            k = diff[0]
+            raise InputError(f"{path}: rendered with other probe settings ({sec}.{k} {(have[sec] or {}).get(k)!r}, "
+                             f"this job {want[sec].get(k)!r}): rerun rule findings_probes")
+    index = plan_index(sets, fcfg.probe_clips)
+    if not np.array_equal(pr["index"], index):
+        raise InputError(f"{path}: its probe clips are not this job's probe plan (classes.csv differs?): "
+                         "rerun rule findings_probes")
+    frame, fields = P.snippet_frames(pr["n_frames"], info.flow_length, use_flow)
+    if frame not in pr["frame_index"] or (use_flow and not set(int(i) for i in fields) <= set(pr["field_index"])):
+        raise InputError(f"{path}: holds frames {pr['frame_index']} and flow fields {pr['field_index']}; this model's "
+                         f"snippet (flow length {info.flow_length}) needs frame {frame} and fields {list(map(int, fields))}")
+    if use_flow and pr["bound"] != float(bound):
+        raise InputError(f"{path}: flow quantized at bound {pr['bound']:g}, the flow shards at {float(bound):g}")
+    rgb = pr["frames"][:, pr["frame_index"].index(frame)] if "rgb" in info.modalities else None
+    flow = pr["flow"][:, [pr["field_index"].index(int(i)) for i in fields]] if use_flow else None
+    return P.snippet_inputs(rgb, flow, info.modalities, info.crop_size, bound), index
 
 
 @torch.no_grad()
@@ -268,6 +325,40 @@ def unit_checks(model, info, units: pd.DataFrame, layer: str, classes_df, vcfg, 
 # --------------------------------------------------------------------------- the stage
 
 
+def read_synthetic_classes(path, syn) -> pd.DataFrame:
+    """classes.csv of the synthetic dataset that ``syn`` renders (its generating factors)."""
+    try:
+        classes_df = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise InputError(f"{path}: cannot read the classes table ({type(e).__name__})") from None
+    for col in ("label", "class_name", "group", "motion", "direction", "speed", "moving_colour"):
+        if col not in classes_df.columns:
+            raise InputError(f"{path}: column {col!r} missing (a synthetic dataset's classes.csv is needed)")
+    if list(class_table(syn).class_name) != list(classes_df.class_name):
+        raise InputError(f"{path}: does not match the synthetic settings (class names differ)")
+    return classes_df
+
+
+def probes_main(args: argparse.Namespace) -> int:
+    """``--render-probes OUT``: render the probe clips once into the probes file."""
+    fcfg = make_config(section_from_args(args, "findings"))
+    syn = synth_config(_section(args, "synthetic"))
+    t0 = time.time()
+    log = lambda msg: print(f"twostream findings [probes] {time.time() - t0:6.1f}s {msg}", file=sys.stderr, flush=True)
+    classes_df = read_synthetic_classes(args.classes, syn)
+    cfg = read_config(args.config) if getattr(args, "config", None) else defaults()
+    lengths = sorted(set(args.flow_length)) if args.flow_length else probe_flow_lengths(cfg)
+    bound = float(args.bound if args.bound is not None else cfg["flow"]["bound"])
+    sets = P.probe_plan(classes_df, syn, fcfg.speeds, fcfg.positions, fcfg.sizes, fcfg.phases, fcfg.colours)
+    r = render_probes(sets, syn, classes_df, fcfg, lengths, bound, log)
+    params = dict(probe_params(fcfg, syn), flow_length=lengths, bound=bound)
+    P.write_probes(args.render_probes, r["frames"], r["frame_index"], r["flow"], r["field_index"], r["index"],
+                   sets, params, bound, r["n_frames"])
+    log(f"{args.render_probes}: {len(r['index'])} probe clips, frames {r['frame_index']}, "
+        f"flow fields {r['field_index'][0]}-{r['field_index'][-1]}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     fcfg = make_config(section_from_args(args, "findings"))
     vcfg = vis_config(_section(args, "visualize"))
@@ -282,29 +373,25 @@ def main(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         raise InputError(f"{args.checkpoint}: weights do not match the model ({str(e).splitlines()[0]})") from None
     info = model_info(model, ckpt)
-    try:
-        classes_df = pd.read_csv(args.classes)
-    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise InputError(f"{args.classes}: cannot read the classes table ({type(e).__name__})") from None
-    for col in ("label", "class_name", "group", "motion", "direction", "speed", "moving_colour"):
-        if col not in classes_df.columns:
-            raise InputError(f"{args.classes}: column {col!r} missing (a synthetic dataset's classes.csv is needed)")
+    classes_df = read_synthetic_classes(args.classes, syn)
     bound = FlowShard(args.flow[0]).bound if args.flow else 20.0
     layers = list(fcfg.layers) or analysis_layers(model)
     depth = {l: depth_of(l, model) for l in layers}
     log(f"{args.checkpoint}: layers {', '.join(layers)}")
     nets = {"trained": model, "untrained": untrained(model, fcfg.untrained_seed)}
+    sets = P.probe_plan(classes_df, syn, fcfg.speeds, fcfg.positions, fcfg.sizes, fcfg.phases, fcfg.colours)
+    x, index = probe_inputs(args.probes, sets, syn, info, bound, fcfg)
+    log(f"{args.probes}: {len(index)} probe clips in {len(sets)} probe sets")
 
     units, inv = [], []
-    for net, m in nets.items():
-        u = unit_rows(net, m, info, layers, args.frames, args.flow, vcfg, classes_df, fcfg, name, depth)
+    stats = test_statistics(nets, info, layers, args.frames, args.flow, vcfg)
+    for net in nets:
+        u = unit_rows(net, stats[net], layers, classes_df, fcfg, name, depth)
         units.append(u)
         counts = u.groupby("kind").size().to_dict()
         log(f"{net}: unit kinds {counts}")
     units = pd.concat(units, ignore_index=True)
 
-    sets = P.probe_plan(classes_df, syn, fcfg.speeds, fcfg.positions, fcfg.sizes, fcfg.phases, fcfg.colours)
-    x, index = probe_inputs(sets, syn, classes_df, info, bound, fcfg, log)
     for net, m in nets.items():
         resp = probe_responses(m, info, layers, x, fcfg.where)
         inv += invariance_rows(net, layers, resp, index, sets, name, depth)
@@ -374,6 +461,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="", help="model name in the tables (default: the --out folder's name)")
     p.add_argument("--visualize", default="", help="JSON of the visualize section (test clips, rendering)")
     p.add_argument("--synthetic", default="", help="JSON of the synthetic section (the probe renderer)")
+    p.add_argument("--probes", default="", help="the probe clips (results/findings/probes.h5 of --render-probes)")
+    p.add_argument("--render-probes", default="", metavar="OUT",
+                   help="render the probe clips once into this file (results/findings/probes.h5) instead")
+    p.add_argument("--flow-length", nargs="+", type=int, default=[],
+                   help="--render-probes: the streams' flow lengths (default: train.flow_length of --config)")
+    p.add_argument("--bound", type=float, default=None,
+                   help="--render-probes: flow.bound, the flow stage's clip and quantization (default: of --config)")
     p.add_argument("--collect", nargs="+", metavar="DIR", help="concatenate these folders' tables instead")
     p.add_argument("--units", default="", help="--collect: combined units.csv")
     p.add_argument("--invariance", default="", help="--collect: combined invariance.csv")
@@ -390,6 +484,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.collect:
         return collect(args)
-    if not args.checkpoint or not args.out or not args.classes:
-        raise InputError("twostream findings needs --checkpoint, --classes and --out (or --collect)")
+    if args.render_probes:
+        if not args.classes:
+            raise InputError("twostream findings --render-probes needs --classes")
+        return probes_main(args)
+    if not args.checkpoint or not args.out or not args.classes or not args.probes:
+        raise InputError("twostream findings needs --checkpoint, --classes, --probes and --out "
+                         "(or --render-probes, --collect)")
     return main(args)

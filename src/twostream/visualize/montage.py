@@ -48,24 +48,77 @@ def _speed_name(w: float, weights: Sequence[float]) -> str:
     return f"temporal {w:g}"
 
 
-def _save(fig, path: Path) -> None:
+# Figures are one canvas: every panel is upscaled (nearest, an integer factor) into one RGB
+# array, drawn by a single imshow on an axes that fills the figure, with the panel titles, row
+# labels and the title as text at fixed pixel positions. One draw per figure (savefig): no
+# axes per panel and no tight_layout, which drew the whole figure once more to measure it.
+DPI = 80
+PANEL_PX = 112  # panels are upscaled to at least this many pixels on their longer side
+CAPTION_PX = 24  # two lines of 7 pt text above each panel
+LABEL_PX = 18  # the row labels' column (rotated text)
+TITLE_PX = 22  # the figure title
+GAP_PX = 8
+
+
+def _map_colour(a: np.ndarray, m: float) -> np.ndarray:
+    """A signed map (H, W) -> RGB in [0, 1] on RdBu_r over [-m, m] (red = positive)."""
+    from matplotlib import colormaps  # deferred: matplotlib is slow to import; only the figures need it
+
+    return colormaps["RdBu_r"](np.clip((np.asarray(a, np.float64) + m) / (2 * m), 0, 1))[..., :3]
+
+
+def _canvas_figure(path: Path, title: str, rows: Sequence[Sequence[tuple[np.ndarray | None, str]]],
+                   row_labels: Sequence[str], label_size: int = 7) -> None:
+    """Write one figure of panels: ``rows`` of (RGB image (h, w, 3) in [0, 1] or None, caption)."""
+    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
 
+    imgs = [img for row in rows for img, _ in row if img is not None]
+    h = max((i.shape[0] for i in imgs), default=16)
+    w = max((i.shape[1] for i in imgs), default=16)
+    k = max(1, int(np.ceil(PANEL_PX / max(h, w))))
+    ph, pw = h * k, w * k
+    cw, ch = pw + GAP_PX, CAPTION_PX + ph + GAP_PX
+    n_cols = max((len(r) for r in rows), default=1) or 1
+    W, H = LABEL_PX + n_cols * cw, TITLE_PX + len(rows) * ch
+    canvas = np.ones((H, W, 3))
+    texts = []
+    for r, row in enumerate(rows):
+        y0 = TITLE_PX + r * ch + CAPTION_PX
+        for c, (img, caption) in enumerate(row):
+            x0 = LABEL_PX + c * cw + GAP_PX // 2
+            if img is not None:
+                up = np.repeat(np.repeat(np.clip(np.asarray(img, np.float64), 0, 1), k, 0), k, 1)
+                canvas[y0 - 1 : y0 + up.shape[0] + 1, x0 - 1 : x0 + up.shape[1] + 1] = 0.0  # a 1 px frame
+                canvas[y0 : y0 + up.shape[0], x0 : x0 + up.shape[1]] = up
+            if caption:
+                texts.append((x0 + pw / 2, y0 - 2, caption))
+    fig = plt.figure(figsize=(W / DPI, H / DPI), dpi=DPI)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas, interpolation="nearest", extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    ax.set_axis_off()
+    for x, y, t in texts:
+        ax.text(x, y, t, ha="center", va="bottom", fontsize=7, linespacing=1.1)
+    for r, label in enumerate(row_labels):
+        ax.text(LABEL_PX / 2, TITLE_PX + r * ch + CAPTION_PX + ph / 2, label, ha="center", va="center",
+                rotation=90, fontsize=label_size)
+    ax.text(W / 2, TITLE_PX / 2, title, ha="center", va="center", fontsize=9)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=DPI, format="png")
     plt.close(fig)
 
 
-def _flow_panels(ax_wheel, ax_x, ax_y, flow: np.ndarray, title: str) -> None:
+def _flow_panels(flow: np.ndarray, title: str) -> list[tuple[np.ndarray, str]]:
+    """The colour wheel, x and y panels of a flow stack (L, H, W, 2): its mean over the fields."""
     mean = flow.mean(0)
     m = float(np.abs(mean).max()) or 1.0
     mag = float(np.hypot(mean[..., 0], mean[..., 1]).max())
-    ax_wheel.imshow(flow_to_colour(flow))
-    ax_wheel.set_title(f"{title}\nmax {mag:.2f} px/f, rel.var {relative_temporal_variation(flow):.2f}", fontsize=7)
-    ax_x.imshow(mean[..., 0], cmap="RdBu_r", vmin=-m, vmax=m)
-    ax_x.set_title("x", fontsize=7)
-    ax_y.imshow(mean[..., 1], cmap="RdBu_r", vmin=-m, vmax=m)
-    ax_y.set_title("y", fontsize=7)
+    wheel = (flow_to_colour(flow), f"{title}\nmax {mag:.2f} px/f, rel.var {relative_temporal_variation(flow):.2f}")
+    return [wheel, (_map_colour(mean[..., 0], m), "x"), (_map_colour(mean[..., 1], m), "y")]
 
 
 def layer_figure(path: str | Path, title: str, row_labels: Sequence[str], rgb: np.ndarray | None,
@@ -74,34 +127,17 @@ def layer_figure(path: str | Path, title: str, row_labels: Sequence[str], rgb: n
 
     ``rgb``: (U, S, H, W, 3) or None; ``flow``: (U, S, L, H, W, 2) or None, S = len(temporal_weights).
     """
-    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
-
-    n_units = len(row_labels)
     speeds = list(temporal_weights) if flow is not None else [None]
-    cols = (1 if rgb is not None else 0) + (3 * len(speeds) if flow is not None else 0)
-    fig, axes = plt.subplots(n_units, cols, figsize=(1.5 * cols, 1.9 * n_units + 0.5), squeeze=False)
-    for u in range(n_units):
-        c = 0
+    rows = []
+    for u in range(len(row_labels)):
+        row = []
         if rgb is not None:
-            axes[u, 0].imshow(np.clip(rgb[u, -1], 0, 1))  # the image at the slowest setting
-            axes[u, 0].set_title("appearance", fontsize=7)
-            axes[u, 0].set_ylabel(row_labels[u], fontsize=7)
-            c = 1
+            row.append((rgb[u, -1], "appearance"))  # the image at the slowest setting
         if flow is not None:
             for s, w in enumerate(speeds):
-                _flow_panels(axes[u, c], axes[u, c + 1], axes[u, c + 2], flow[u, s], _speed_name(w, speeds))
-                c += 3
-            if rgb is None:
-                axes[u, 0].set_ylabel(row_labels[u], fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, Path(path))
+                row += _flow_panels(flow[u, s], _speed_name(w, speeds))
+        rows.append(row)
+    _canvas_figure(Path(path), title, rows, row_labels)
 
 
 def overview_figure(path: str | Path, title: str, layers: Sequence[str], units: Sequence[Sequence[int]],
@@ -110,36 +146,13 @@ def overview_figure(path: str | Path, title: str, layers: Sequence[str], units: 
 
     ``rgb[i]``: (U, S, H, W, 3) or None; ``flow[i]``: (U, S, L, H, W, 2) or None.
     """
-    import matplotlib  # deferred: matplotlib is slow to import; only the figures need it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import; only the figures need it
-
-    per_unit = int(any(r is not None for r in rgb)) + int(any(f is not None for f in flow))
-    per_unit = max(per_unit, 1)
-    n_cols = per_unit * max((len(u) for u in units), default=1)
-    fig, axes = plt.subplots(len(layers), n_cols, figsize=(1.3 * n_cols, 1.4 * len(layers) + 0.4), squeeze=False)
-    used = np.zeros(axes.shape, bool)
-    for i, layer in enumerate(layers):
-        used[i, 0] = True
-        c = 0
+    rows = []
+    for i in range(len(layers)):
+        row = []
         for j, unit in enumerate(units[i]):
             if rgb[i] is not None:
-                axes[i, c].imshow(np.clip(rgb[i][j, -1], 0, 1))
-                axes[i, c].set_title(f"#{unit}", fontsize=7)
-                used[i, c] = True
-                c += 1
+                row.append((rgb[i][j, -1], f"#{unit}"))
             if flow[i] is not None:
-                axes[i, c].imshow(flow_to_colour(flow[i][j, -1]))
-                axes[i, c].set_title(f"#{unit} motion", fontsize=7)
-                used[i, c] = True
-                c += 1
-        axes[i, 0].set_ylabel(layer, fontsize=8)
-    for ax, u in zip(axes.flat, used.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if not u:
-            ax.set_axis_off()
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, Path(path))
+                row.append((flow_to_colour(flow[i][j, -1]), f"#{unit} motion"))
+        rows.append(row)
+    _canvas_figure(Path(path), title, rows, layers, label_size=8)

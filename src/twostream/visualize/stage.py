@@ -186,7 +186,6 @@ def _reduce(act: torch.Tensor, where: str) -> torch.Tensor:
     return act[(slice(None), slice(None)) + idx]
 
 
-@torch.no_grad()
 def clip_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Sequence[str], flow: Sequence[str],
                     cfg: VisualizeConfig, split: str) -> dict[str, Any] | None:
     """Per-video channel activations of every layer on (a subset of) the clips of ``split``:
@@ -194,6 +193,17 @@ def clip_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Seque
 
     Returns {"labels": (N,), "acts": {layer: (N, C)}} or None without shards.
     """
+    stats = clip_statistics_of({"model": model}, info, layers, frames, flow, cfg, split)
+    return None if stats is None else stats["model"]
+
+
+@torch.no_grad()
+def clip_statistics_of(models: dict[str, torch.nn.Module], info: ModelInfo, layers: Sequence[str],
+                       frames: Sequence[str], flow: Sequence[str], cfg: VisualizeConfig,
+                       split: str) -> dict[str, dict[str, Any]] | None:
+    """``clip_statistics`` of several models that take the same inputs (``info``), from one pass
+    over the clips: each batch is read once and fed to every model, the same batches as one
+    model's pass. Returns {name: {"labels", "acts"}} or None without shards."""
     if ("rgb" in info.modalities and not frames) or ("flow" in info.modalities and not flow):
         return None
     ds = ClipDataset(frames=frames if "rgb" in info.modalities else (), flow=flow if "flow" in info.modalities else (),
@@ -201,21 +211,23 @@ def clip_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Seque
                      crop_size=info.crop_size, test_frames=cfg.test_frames, test_crops=1)
     if cfg.test_clips_per_class:
         ds.videos = ds.videos.groupby("label", sort=False).head(cfg.test_clips_per_class).reset_index(drop=True)
-    probe = Probe(model, layers, info.modalities)
+    probes = {name: Probe(m, layers, info.modalities) for name, m in models.items()}
     n = len(ds.videos)
-    sums: dict[str, np.ndarray] = {}
+    sums: dict[str, dict[str, np.ndarray]] = {name: {} for name in models}
     count = np.zeros(n)
     batch: list[dict] = []
 
     def flush():
         x = {m: torch.cat([b[m] for b in batch]) for m in info.modalities}
-        acts = probe(x)
         vids = np.array([b["video"] for b in batch])
-        for l in layers:
-            a = _reduce(acts[l], cfg.where).double().numpy()
-            if l not in sums:
-                sums[l] = np.zeros((n, a.shape[1]))
-            np.add.at(sums[l], vids, a)
+        for k, (name, probe) in enumerate(probes.items()):
+            # every model but the last sees a copy: none can change what the next one sees
+            acts = probe(x if k == len(probes) - 1 else {m: v.clone() for m, v in x.items()})
+            for l in layers:
+                a = _reduce(acts[l], cfg.where).double().numpy()
+                if l not in sums[name]:
+                    sums[name][l] = np.zeros((n, a.shape[1]))
+                np.add.at(sums[name][l], vids, a)
         np.add.at(count, vids, 1)
         batch.clear()
 
@@ -225,7 +237,8 @@ def clip_statistics(model, info: ModelInfo, layers: Sequence[str], frames: Seque
             flush()
     if batch:
         flush()
-    return {"labels": ds.videos["label"].to_numpy(), "acts": {l: s / count[:, None] for l, s in sums.items()}}
+    labels = ds.videos["label"].to_numpy()
+    return {name: {"labels": labels, "acts": {l: v / count[:, None] for l, v in s.items()}} for name, s in sums.items()}
 
 
 def selectivity(per_video: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
