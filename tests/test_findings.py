@@ -529,3 +529,36 @@ def test_test_clips_read_once_give_each_network_its_own_statistics(tmp_path):
             assert np.array_equal(both[name]["acts"][l], one["acts"][l]), (name, l)
     for l in layers:
         assert not np.allclose(both["trained"]["acts"][l], both["untrained"]["acts"][l]), l
+
+
+def test_probes_take_the_flow_shards_bound(tmp_path):
+    """With --flow the probe flow is quantized at the shards' bound (what the findings jobs read),
+    not at --bound; control: a file quantized at another bound than the job's shards is refused."""
+    import json
+
+    import h5py
+
+    from twostream.analysis.stage import probe_inputs
+    from twostream.errors import InputError
+    from twostream.readers import read_probes
+    from twostream.store import write_provenance
+    from twostream.visualize.stage import ModelInfo
+
+    shard = _synthetic_shards(tmp_path / "shards", CFG)["flow"]
+    with h5py.File(shard, "r+") as f:  # the same shard, as if the flow stage had clipped at 12 px
+        write_provenance(f, "flow", {}, codec="raw", bound=12.0, storage="uint8")
+    classes = tmp_path / "classes.csv"
+    CLASSES.to_csv(classes, index=False)
+    args = ["--classes", str(classes), "--params", json.dumps(PROBE_PARAMS), "--synthetic", json.dumps(CFG.__dict__),
+            "--flow-length", "2"]
+    from_shard, from_bound = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert cli(["findings", "--render-probes", str(from_shard), *args, "--bound", "20", "--flow", str(shard)]) == 0
+    assert cli(["findings", "--render-probes", str(from_bound), *args, "--bound", "20"]) == 0
+    assert read_probes(from_shard)["bound"] == 12.0 and read_probes(from_bound)["bound"] == 20.0
+    fcfg = make_config(PROBE_PARAMS)
+    sets = P.probe_plan(CLASSES, CFG, fcfg.speeds, fcfg.positions, fcfg.sizes, fcfg.phases, fcfg.colours)
+    info = ModelInfo(("flow",), 2, 1.0, CFG.size, False, list(CLASSES.class_name))
+    x, _ = probe_inputs(from_shard, sets, CFG, info, 12.0, fcfg)
+    assert x["flow"].abs().max() <= 12.0
+    with pytest.raises(InputError, match="quantized at bound 20"):
+        probe_inputs(from_bound, sets, CFG, info, 12.0, fcfg)

@@ -2,7 +2,7 @@
 #
 # findings_probes: the synthetic renderer -> results/findings/probes.h5, every probe clip's
 # frames and quantized flow fields around its middle snippet, rendered once per run (the probe
-# keys of findings, the synthetic settings, the streams' flow lengths and flow.bound).
+# keys of findings, the synthetic settings, the streams' flow lengths and the flow shards' bound).
 # findings_model: one job per visualized model (visualize.models + the control) ->
 # results/visualization/{model}/units.csv (unit kinds from class profiles on test clips),
 # invariance.csv (invariance index per layer and factor on probe clips of the synthetic
@@ -17,6 +17,9 @@
 rule findings_probes:
     input:
         classes=classes_csv(),
+        # the flow is quantized at the shards' bound; this input also keeps the job from
+        # holding a core before the decode and flow jobs (it ran beside index, 33-65 s)
+        flow=expand("results/flow/{shard}.h5", shard=shards()),
     output:
         probes="results/findings/probes.h5",
     log:
@@ -33,12 +36,11 @@ rule findings_probes:
         cfg=findings_probe_params(),
         synthetic=section("synthetic"),
         lengths=probe_flow_lengths(),
-        bound=config["flow"]["bound"],
         code=code_hash("findings"),
     shell:
         "twostream findings --render-probes {output.probes} --classes {input.classes}"
         " --params {params.cfg:q} --synthetic {params.synthetic:q}"
-        " --flow-length {params.lengths} --bound {params.bound} > {log} 2>&1"
+        " --flow-length {params.lengths} --flow {input.flow} > {log} 2>&1"
 
 
 rule findings_model:

@@ -24,7 +24,8 @@ findings.untrained_seed)``). It writes into ``--out`` (results/visualization/{mo
 ``--render-probes OUT`` renders the probe clips once per run (rule ``findings_probes``,
 ``results/findings/probes.h5``, layout in ``probes.py``): the ``findings`` probe keys
 (``grid.FINDINGS_PROBE_KEYS``), the ``synthetic`` settings, the streams' flow lengths
-(``train.flow_length``) and ``flow.bound`` define them. Each model's job reads them
+(``train.flow_length``) and the flow shards' bound (``--flow``; without shards ``--bound``
+or ``flow.bound``) define them. Each model's job reads them
 (``--probes``; ``readers.read_probes``) and stops with one line naming the file when they were
 rendered with other settings than its own.
 
@@ -348,7 +349,9 @@ def probes_main(args: argparse.Namespace) -> int:
     classes_df = read_synthetic_classes(args.classes, syn)
     cfg = read_config(args.config) if getattr(args, "config", None) else defaults()
     lengths = sorted(set(args.flow_length)) if args.flow_length else probe_flow_lengths(cfg)
-    bound = float(args.bound if args.bound is not None else cfg["flow"]["bound"])
+    # the flow shards' bound, as the findings jobs read it; without shards --bound or flow.bound
+    bound = float(FlowShard(args.flow[0]).bound if args.flow
+                  else args.bound if args.bound is not None else cfg["flow"]["bound"])
     sets = P.probe_plan(classes_df, syn, fcfg.speeds, fcfg.positions, fcfg.sizes, fcfg.phases, fcfg.colours)
     r = render_probes(sets, syn, classes_df, fcfg, lengths, bound, log)
     params = dict(probe_params(fcfg, syn), flow_length=lengths, bound=bound)
@@ -467,7 +470,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flow-length", nargs="+", type=int, default=[],
                    help="--render-probes: the streams' flow lengths (default: train.flow_length of --config)")
     p.add_argument("--bound", type=float, default=None,
-                   help="--render-probes: flow.bound, the flow stage's clip and quantization (default: of --config)")
+                   help="--render-probes without --flow: flow.bound, the flow stage's clip and quantization "
+                        "(default: of --config); with --flow the shards' bound")
     p.add_argument("--collect", nargs="+", metavar="DIR", help="concatenate these folders' tables instead")
     p.add_argument("--units", default="", help="--collect: combined units.csv")
     p.add_argument("--invariance", default="", help="--collect: combined invariance.csv")
