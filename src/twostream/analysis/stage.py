@@ -340,6 +340,14 @@ def read_synthetic_classes(path, syn) -> pd.DataFrame:
     return classes_df
 
 
+def flow_bound(args: argparse.Namespace, cfg: dict) -> float:
+    """The flow's clip and quantization bound: the flow shards' (``--flow``), as the flow stage
+    stored it; without shards ``--bound``, else ``flow.bound`` of ``cfg``."""
+    if args.flow:
+        return float(FlowShard(args.flow[0]).bound)
+    return float(args.bound if getattr(args, "bound", None) is not None else cfg["flow"]["bound"])
+
+
 def probes_main(args: argparse.Namespace) -> int:
     """``--render-probes OUT``: render the probe clips once into the probes file."""
     fcfg = make_config(section_from_args(args, "findings"))
@@ -349,9 +357,7 @@ def probes_main(args: argparse.Namespace) -> int:
     classes_df = read_synthetic_classes(args.classes, syn)
     cfg = read_config(args.config) if getattr(args, "config", None) else defaults()
     lengths = sorted(set(args.flow_length)) if args.flow_length else probe_flow_lengths(cfg)
-    # the flow shards' bound, as the findings jobs read it; without shards --bound or flow.bound
-    bound = float(FlowShard(args.flow[0]).bound if args.flow
-                  else args.bound if args.bound is not None else cfg["flow"]["bound"])
+    bound = flow_bound(args, cfg)
     sets = P.probe_plan(classes_df, syn, fcfg.speeds, fcfg.positions, fcfg.sizes, fcfg.phases, fcfg.colours)
     r = render_probes(sets, syn, classes_df, fcfg, lengths, bound, log)
     params = dict(probe_params(fcfg, syn), flow_length=lengths, bound=bound)
@@ -377,7 +383,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"{args.checkpoint}: weights do not match the model ({str(e).splitlines()[0]})") from None
     info = model_info(model, ckpt)
     classes_df = read_synthetic_classes(args.classes, syn)
-    bound = FlowShard(args.flow[0]).bound if args.flow else 20.0
+    bound = flow_bound(args, read_config(args.config) if getattr(args, "config", None) else defaults())
     layers = list(fcfg.layers) or analysis_layers(model)
     depth = {l: depth_of(l, model) for l in layers}
     log(f"{args.checkpoint}: layers {', '.join(layers)}")
