@@ -23,7 +23,7 @@ from twostream.quirk import (
     seed_table, wilson,
 )
 from twostream.store import FrameShard
-from twostream.visualize.quirk_detect import Cue, cue_measure, detect
+from twostream.visualize.quirk_detect import Cue, cue_measure, detect, structure_measure
 
 WHITE = (1.0, 1.0, 1.0)
 
@@ -75,7 +75,7 @@ def test_cued_test_clips_are_other_classes_test_clips_only():
 
 @pytest.mark.parametrize("d, key", [({"share": 0.0}, "quirk.share"), ({"kind": "tint"}, "quirk.kind"),
                                     ({"colour": [0, 0, 300]}, "quirk.colour"), ({"where": [1]}, "quirk.where"),
-                                    ({"sise": 3}, "sise")])
+                                    ({"sise": 3}, "sise"), ({"shown_measure": "ncc"}, "quirk.shown_measure")])
 def test_bad_settings_name_the_key(d, key):
     with pytest.raises(ConfigError, match=key):
         make_config(d)
@@ -422,3 +422,43 @@ def test_shown_needs_the_place_to_beat_elsewhere_and_the_clean_model():
     assert absent(moved, 0.05)  # ... but not at the planted place
     assert not shown(marked, marked, 0.05)  # the clean model shows it as much: no difference to explain
     assert not absent(marked, 0.05)  # the control fails on an image with the mark at its place
+
+
+def test_structure_measure_finds_unexplained_structure_at_the_place():
+    rng = np.random.default_rng(6)
+    cue = Cue(4, 6, 6, WHITE)
+    d = structure_measure(_put(_background(rng), 4, 6, 6, WHITE), cue, [], tolerance=2)
+    assert d["structure_at_place"] > 3 * d["structure_elsewhere"]  # the mark is far from grey
+    moved = structure_measure(_put(_background(rng), 20, 18, 6, WHITE), cue, [], tolerance=2)
+    assert moved["structure_at_place"] < 1.5 < moved["structure_elsewhere"]  # there, but not at its place
+    # structure whatever its colour (the stream draws the mark in saturated colours) ...
+    magenta = structure_measure(_put(_background(rng), 4, 6, 6, (1.0, 0.0, 1.0)), cue, [], tolerance=2)
+    assert magenta["structure_at_place"] > 3 * magenta["structure_elsewhere"]
+    # ... unless the class's causes explain the colour (a known colour is no quirk)
+    blue = (0.08, 0.35, 0.9)
+    known = structure_measure(_put(_background(rng), 4, 6, 6, blue), cue, [blue], tolerance=2)
+    assert known["structure_at_place"] < 1.5
+
+
+def test_structure_measure_sees_a_square_across_the_image_border():
+    rng = np.random.default_rng(7)
+    cue = Cue(0, 0, 4, WHITE)
+    img = np.roll(_put(_background(rng), 0, 0, 4, WHITE), (-2, -2), axis=(0, 1))
+    d = structure_measure(img, cue, [], tolerance=3)
+    assert d["structure_at_place"] > 3 * d["structure_elsewhere"]
+
+
+def test_structure_shown_needs_the_place_to_beat_elsewhere_and_the_clean_model():
+    from twostream.quirk import absent, judge_runs, shown
+
+    rng = np.random.default_rng(8)
+    cue = Cue(1, 1, 6, WHITE)
+    marked, plain, moved, twice = judge_runs(
+        [_put(_background(rng), 1, 1, 6, (1.0, 1.0, 0.0)), _background(rng), _put(_background(rng), 18, 20, 6, WHITE),
+         _put(_background(rng), 1, 1, 6, (0.0, 1.0, 0.0))], cue, 3)
+    assert shown(marked, plain, 0.05, "structure") and absent(plain, 0.05, "structure")
+    assert not shown(plain, plain, 0.05, "structure")  # nothing there
+    assert not shown(moved, plain, 0.05, "structure")  # structure, but not at the planted place
+    assert absent(moved, 0.05, "structure")
+    assert not shown(marked, twice, 0.05, "structure")  # the clean model draws as much there: nothing to explain
+    assert not absent(marked, 0.05, "structure")  # the control fails on an image with structure at the place

@@ -195,7 +195,7 @@ def fusion_train_params(config: dict[str, Any], method: str) -> str:
 
 
 # the quirk keys planting reads (twostream.quirk.plant: the mark, the quirked clips, the cued
-# test clips); the analysis keys (detector, tolerance, min_cue_gap) rerun no planting
+# test clips); the analysis keys (detector, tolerance, shown_measure, min_cue_gap) rerun no planting
 QUIRK_PLANT_KEYS = ("kind", "class_name", "share", "where", "size", "colour", "seed", "cued_clips_per_class")
 
 

@@ -68,7 +68,7 @@ from .store import FrameShard, atomic_h5, atomic_path, create_dataset, write_pro
 from .visualize import judges
 from .visualize import verify_runs as V
 from .visualize.causes import ClassFactors, read_classes
-from .visualize.quirk_detect import Cue, cue_measure, detect
+from .visualize.quirk_detect import Cue, cue_measure, detect, structure_measure
 from .visualize.render import Preprocess
 from .visualize.stage import make_config as vis_config
 from .visualize.stage import model_info, verify_settings
@@ -114,7 +114,8 @@ class QuirkConfig:
     seed: int
     train_seeds: list[int]  # further training seeds (workflow: results/quirk/seed-N)
     cued_clips_per_class: int
-    min_cue_gap: float
+    shown_measure: str  # template | structure: what quirk_shown and quirk_absent_in_clean measure
+    min_cue_gap: float  # template measure: NCC margin over the clean model's image
     tolerance: float  # px around the planted place; 0: the visualization's jitter
     detector: DetectorConfig
 
@@ -280,22 +281,34 @@ def cue_of(gt: dict):
     return Cue(int(gt["where"][0]), int(gt["where"][1]), int(gt["size"]), tuple(c / 255.0 for c in gt["colour"]))
 
 
-def judge_runs(images: Sequence[np.ndarray], cue, tolerance: float) -> list[dict]:
-    """Per run: the cue measure (template correlation at the planted place, elsewhere, best)."""
-    return [cue_measure(img, cue, tolerance) for img in images]
+def judge_runs(images: Sequence[np.ndarray], cue, tolerance: float, known=()) -> list[dict]:
+    """Per run: both mark measures (template correlation and unexplained structure, each at the
+    planted place and elsewhere; the template's also at its best offset)."""
+    return [{**cue_measure(img, cue, tolerance), **structure_measure(img, cue, known, tolerance)} for img in images]
 
 
-def shown(run: dict, clean: dict, gap: float) -> bool:
-    """The quirked model's image shows the mark: the mark's template correlates with it (at
-    its best offset, anywhere: the stream pools globally and trains on shifted crops, so it
-    may draw the mark anywhere; *where* is the detector's question) more than with the clean
-    model's image of the same seed and penalty setting, by ``gap``."""
+def shown(run: dict, clean: dict, gap: float, measure: str = "template") -> bool:
+    """The quirked model's image shows the mark.
+
+    ``template``: the mark's template correlates with it (at its best offset, anywhere: the
+    stream pools globally and trains on shifted crops, so it may draw the mark anywhere;
+    *where* is the detector's question) more than with the clean model's image of the same
+    seed and penalty setting, by ``gap``.
+    ``structure``: structure the class's known colours do not explain, averaged over the
+    mark's square, is higher at the planted place than elsewhere in the same image (95th
+    percentile) and than at the place in the clean model's image (``gap`` is not used)."""
+    if measure == "structure":
+        at = run["structure_at_place"]
+        return bool(at > run["structure_elsewhere"] and at > clean["structure_at_place"])
     return bool(run["cue_best"] >= clean["cue_best"] + gap)
 
 
-def absent(run: dict, gap: float) -> bool:
-    """The clean model's image does not show the mark at its place (correlation there below
-    the image's own elsewhere + ``gap``)."""
+def absent(run: dict, gap: float, measure: str = "template") -> bool:
+    """The clean model's image does not show the mark at its place: ``template``, correlation
+    there below the image's own elsewhere + ``gap``; ``structure``, unexplained structure there
+    not above the image's own elsewhere."""
+    if measure == "structure":
+        return bool(run["structure_at_place"] <= run["structure_elsewhere"])
     return bool(run["cue_at_place"] < run["cue_elsewhere"] + gap)
 
 
@@ -360,15 +373,15 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
             prob = V.group_probability(r, i, cls, classes) if classes else float(r.probabilities[i, q])
             gated.append(judges.gate(prob, imgs[i], None, th, ("rgb",)))
         images[role] = imgs.reshape(n_set, n_seed, *imgs.shape[1:])
-        done[role] = (seeds, n_seed, gated, judge_runs(imgs, cue, tol), r.objective)
+        done[role] = (seeds, n_seed, gated, judge_runs(imgs, cue, tol, known), r.objective)
         log(f"{role}: {len(seeds)} class-unit visualizations rendered")
-    gap = float(qcfg.min_cue_gap)
+    gap, measure = float(qcfg.min_cue_gap), qcfg.shown_measure
     for role, (seeds, n_seed, gated, measures, objective) in done.items():
         check = "quirk_shown" if role == "quirked" else "quirk_absent_in_clean"
         other = done.get("clean", (None, None, None, None, None))[3] if role == "quirked" else None
         statuses = []
         for i, (d, (ok, gd)) in enumerate(zip(measures, gated)):
-            good = shown(d, other[i], gap) if role == "quirked" else absent(d, gap)
+            good = shown(d, other[i], gap, measure) if role == "quirked" else absent(d, gap, measure)
             # the clean model is judged past the gate or not: a class whose cause the stream
             # cannot see (the quirk's point) never gets a confident input from it, and the
             # absence check asks what the same optimisation draws (the gate result is kept)
@@ -394,7 +407,36 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFrame, fail_margin: float = 0.1) -> str:
+def _measure_sentence(mine: pd.DataFrame, other: pd.DataFrame, measure: str) -> str:
+    """The mark measure's figures over the quirked runs (``mine``) and the clean runs."""
+    def span(col):
+        return f"{col.min():.2f}–{col.max():.2f}"
+
+    if measure == "structure":
+        cols = {"structure_at_place", "structure_elsewhere"}
+        if not (len(mine) and cols <= set(mine) and len(other) and cols <= set(other)):
+            return ""
+        mine, other = mine.reset_index(drop=True), other.reset_index(drop=True)
+        both = (mine.structure_at_place > mine.structure_elsewhere)
+        if len(other) == len(mine):
+            both &= mine.structure_at_place > other.structure_at_place
+        return (f" Structure the class's known colours do not explain, averaged over the mark's square (1 = the "
+                f"image's typical level), is {span(mine.structure_at_place)} at the planted place in the quirked "
+                f"model's images against {span(mine.structure_elsewhere)} elsewhere in the same images (95th "
+                f"percentile) and {span(other.structure_at_place)} at the place in the clean model's; above both "
+                f"in {int(both.sum())} of {len(mine)} runs.")
+    if not (len(mine) and "cue_at_place" in mine and len(other) and "cue_best" in other):
+        return ""
+    return (f" The mark's template correlates with the quirked model's images by {span(mine.cue_best)} at its best "
+            f"offset, with the clean model's by {span(other.cue_best)}; at the planted place by "
+            f"{span(mine.cue_at_place)} (quirked) against {span(mine.cue_elsewhere)} elsewhere in the same images "
+            f"(95th percentile), "
+            + ("higher at the place in every run." if (mine.cue_at_place > mine.cue_elsewhere).all() else
+               f"higher at the place in {int((mine.cue_at_place > mine.cue_elsewhere).sum())} of {len(mine)} runs."))
+
+
+def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFrame, fail_margin: float = 0.1,
+             measure: str = "template") -> str:
     """The fourth finding's section: every sentence computed from the tables."""
     if not {"model", "check", "status"} <= set(runs.columns):
         runs = pd.DataFrame(columns=["model", "check", "status"])
@@ -431,17 +473,7 @@ def findings(gt: dict, table: pd.DataFrame, ver: pd.DataFrame, runs: pd.DataFram
     if shown is not None:
         mine = runs[(runs.model == "quirked") & (runs.check == "quirk_shown")]
         other = runs[(runs.model == "clean") & (runs.check == "quirk_absent_in_clean")]
-        corr = ""
-        if len(mine) and "cue_at_place" in mine and len(other) and "cue_best" in other:
-            corr = (f" The mark's template correlates with the quirked model's images by {mine.cue_best.min():.2f}–"
-                    f"{mine.cue_best.max():.2f} at its best offset, with the clean model's by "
-                    f"{other.cue_best.min():.2f}–{other.cue_best.max():.2f}; at the planted place by "
-                    f"{mine.cue_at_place.min():.2f}–{mine.cue_at_place.max():.2f} (quirked) against "
-                    f"{mine.cue_elsewhere.min():.2f}–{mine.cue_elsewhere.max():.2f} elsewhere in the same images "
-                    f"(95th percentile), "
-                    + ("higher at the place in every run." if (mine.cue_at_place > mine.cue_elsewhere).all() else
-                       f"higher at the place in {int((mine.cue_at_place > mine.cue_elsewhere).sum())} of {len(mine)} "
-                       "runs."))
+        corr = _measure_sentence(mine, other, measure)
         lines.append(f"The quirked model's {cls} unit, optimised from {int(shown.runs)} seeds and penalty settings, "
                      f"shows the mark in {int(shown.passes)} runs (pass rate {_pct(shown.rate)}, 95% CI "
                      f"{_pct(shown.lo)}–{_pct(shown.hi)}; {int(shown.inconclusive)} inconclusive at the gate): "
@@ -583,7 +615,7 @@ def analyse(args: argparse.Namespace, sections: dict[str, dict]) -> int:
     with atomic_path(out / "summary.csv") as tmp:
         summ.to_csv(tmp, index=False)
     with atomic_path(out / "findings.md") as tmp:
-        tmp.write_text(findings(gt, table, ver, runs))
+        tmp.write_text(findings(gt, table, ver, runs, measure=qcfg.shown_measure))
     montage(out / "montage.png", gt, images, example, table)
     with atomic_h5(out / "visualizations.h5") as f:
         for role, imgs in images.items():

@@ -9,6 +9,11 @@ returns the normalised cross-correlation (NCC) at the planted place (best offset
 best-within-tolerance value) and at the best offset anywhere.  The image is treated as periodic, as the optimiser's jitter is a
 circular shift.
 
+:func:`structure_measure` knows the cue's place and size, not its colour.  It averages the
+detector's step-1 map (below: colour distance from the class's known colours and grey) over a
+cue-sized square and returns that value at the planted place and elsewhere, judged like the
+template's: structure the class's causes do not explain, drawn where the mark was planted.
+
 :func:`detect` does not know the cue.  It looks for structure that the class's known causes
 do not explain and that sits at the same place in most seeds' images:
 
@@ -95,27 +100,48 @@ def _circ_dist(ys: np.ndarray, xs: np.ndarray, y0: float, x0: float, H: int, W: 
     return np.hypot(np.minimum(dy, H - dy), np.minimum(dx, W - dx))
 
 
+def place_and_elsewhere(score: np.ndarray, top: int, left: int, tolerance: float, far_from: float) -> tuple[float, float]:
+    """A (H, W) map of windows (window (y, x) starts at pixel (y, x)) judged at one place:
+    the best window within ``tolerance`` px of (top, left), and the 95th percentile of the
+    same best-within-tolerance value over the windows farther than ``far_from`` px (periodic)."""
+    H, W = score.shape
+    from scipy.ndimage import maximum_filter  # deferred: scipy is slow to import; only the measures need it
+
+    k = 2 * int(math.ceil(tolerance)) + 1  # like with like: at every place, the best offset within the tolerance
+    best_near = maximum_filter(score, size=k, mode="wrap")
+    ys, xs = np.mgrid[0:H, 0:W]
+    far = _circ_dist(ys, xs, top, left, H, W) > far_from
+    return float(best_near[top % H, left % W]), float(np.percentile(best_near[far], 95)) if far.any() else float("nan")
+
+
 def cue_measure(image: np.ndarray, cue: Cue, tolerance: float = 3.0) -> dict:
     """NCC of the cue's template at its place, elsewhere (95th percentile) and anywhere."""
     H, W = image.shape[:2]
     c = ncc_map(image, cue.template())
-    ys, xs = np.mgrid[0:H, 0:W]
-    d = _circ_dist(ys, xs, cue.y - cue.margin, cue.x - cue.margin, H, W)
-    from scipy.ndimage import maximum_filter  # deferred: scipy is slow to import; only this function needs it
-
-    # like with like: at every place, the best offset within the same tolerance
-    k = 2 * int(math.ceil(tolerance)) + 1
-    best_near = maximum_filter(c, size=k, mode="wrap")
-    iy, ix = (cue.y - cue.margin) % H, (cue.x - cue.margin) % W
-    far = d > 2 * tolerance + cue.size
+    at, elsewhere = place_and_elsewhere(c, cue.y - cue.margin, cue.x - cue.margin, tolerance,
+                                        2 * tolerance + cue.size)
     by, bx = np.unravel_index(int(np.argmax(c)), c.shape)
     return {
-        "cue_at_place": float(best_near[iy, ix]),
-        "cue_elsewhere": float(np.percentile(best_near[far], 95)) if far.any() else float("nan"),
+        "cue_at_place": at,
+        "cue_elsewhere": elsewhere,
         "cue_best": float(c.max()),
         "cue_best_x": float((bx + cue.margin + (cue.size - 1) / 2.0) % W),
         "cue_best_y": float((by + cue.margin + (cue.size - 1) / 2.0) % H),
     }
+
+
+def structure_measure(image: np.ndarray, cue: Cue, known: Sequence[Sequence[float]], tolerance: float = 3.0) -> dict:
+    """Unexplained structure (:func:`unexplained`, 1 = the image's typical value) averaged over a
+    cue-sized square: at the planted square (best within ``tolerance``) and elsewhere (95th
+    percentile over the squares far from it)."""
+    u = unexplained(image, known)
+    k = int(cue.size)
+    padded = np.pad(u, ((0, k - 1), (0, k - 1)), mode="wrap")
+    c = np.cumsum(np.cumsum(np.pad(padded, ((1, 0), (1, 0))), 0), 1)  # summed-area table: every square's mean
+    H, W = u.shape
+    sq = (c[k:k + H, k:k + W] - c[:H, k:k + W] - c[k:k + H, :W] + c[:H, :W]) / (k * k)
+    at, elsewhere = place_and_elsewhere(sq, cue.y, cue.x, tolerance, 2 * tolerance + cue.size)
+    return {"structure_at_place": at, "structure_elsewhere": elsewhere}
 
 
 def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -191,4 +217,4 @@ def detect(images: Sequence[np.ndarray], known: Sequence[Sequence[float]], sigma
     return Detection(fired, float(px), float(py), z, support, p)
 
 
-__all__ = ["Cue", "ncc_map", "cue_measure", "unexplained", "Detection", "peak_z", "shift_null_p", "detect", "NEUTRAL"]
+__all__ = ["Cue", "ncc_map", "place_and_elsewhere", "cue_measure", "structure_measure", "unexplained", "Detection", "peak_z", "shift_null_p", "detect", "NEUTRAL"]
