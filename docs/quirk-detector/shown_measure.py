@@ -7,7 +7,7 @@ FOLDER: a quirk analysis folder (``results/quirk`` or ``results/quirk/seed-N``) 
 ``visualizations.h5`` and ``verification_runs.csv``; ``quirk.json`` in it or above it.
 CLASSES_CSV: the run's ``results/dataset/classes.csv`` (the class's known colours). Every
 judgement is the pipeline's own (``twostream.quirk``: ``judge_runs``, ``shown``, ``absent``,
-the gate as stored, the 80% bar), with ``tolerance`` = the default ``visualize.jitter`` (3).
+the gate as stored), with the default config's pass bar, ``min_cue_gap`` and tolerance.
 One row per (folder, candidate).
 """
 from __future__ import annotations
@@ -21,11 +21,13 @@ import pandas as pd
 
 from twostream import quirk as Q
 from twostream.visualize.causes import read_classes
+from twostream.visualize.stage import make_config as vis_config
 
 MEASURES = {"T": "template", "S": "structure"}
-BAR = 0.8  # visualize.verify.min_pass_rate
-TOL = 3.0  # visualize.jitter (quirk.tolerance 0)
-GAP = 0.05  # quirk.min_cue_gap
+_Q, _V = Q.make_config({}), vis_config({})  # the default config's settings
+BAR = _V.verify.min_pass_rate
+TOL = float(_Q.tolerance or _V.jitter)
+GAP = float(_Q.min_cue_gap)
 
 
 def main(classes_csv: str, folders: list[str]) -> int:
@@ -35,7 +37,7 @@ def main(classes_csv: str, folders: list[str]) -> int:
         truth = next(p for p in (folder / "quirk.json", folder.parent / "quirk.json") if p.exists())
         gt = json.loads(truth.read_text())
         cls = next(c for c in classes if c.label == int(gt["label"]))
-        known = [c for c in (cls.colour, cls.moving_colour, cls.still_colour) if c is not None]
+        known = cls.colours
         cue = Q.cue_of(gt)
         runs = pd.read_csv(folder / "verification_runs.csv")
         gate = runs[runs.check == "quirk_shown"].sort_values(["setting", "seed"]).gate.astype(bool).to_numpy()

@@ -354,7 +354,7 @@ def verify_models(models: dict[str, Any], gt: dict, classes, vcfg, qcfg: QuirkCo
     judge: returns (verification rows, run rows, images by role: (n_settings, n_seeds, H, W, 3))."""
     q = int(gt["label"])
     cls = next((c for c in classes if c.label == q), None) or ClassFactors(q, gt["class_name"], "unknown")
-    known = [c for c in (cls.colour, cls.moving_colour, cls.still_colour) if c is not None]
+    known = cls.colours
     cue = cue_of(gt)
     tol = float(qcfg.tolerance or vcfg.jitter)
     rows, runs, images, done = [], [], {}, {}

@@ -33,6 +33,11 @@ class ClassFactors:
     moving_colour: tuple[float, float, float] | None = None
     still_colour: tuple[float, float, float] | None = None
 
+    @property
+    def colours(self) -> list[tuple[float, float, float]]:
+        """Every colour the class's causes explain (the quirk measures' known colours)."""
+        return [c for c in (self.colour, self.moving_colour, self.still_colour) if c is not None]
+
 
 _DIRECTIONS = {
     "right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0),
