@@ -14,7 +14,12 @@ tables, findings and figures the README quotes, and writes from ``benchmarks/**/
   evaluate, ...) the job count, the sum of job seconds (``seconds``: jobs run side by side,
   so this is job time), and the stage's wall span: from its first job's start to its last
   job's end (``start_s``, ``end_s``, ``wall_s``; stages overlap). RUN.txt (written by hand
-  beside the run) holds the run's wall time.
+  beside the run) holds the run's wall time;
+* ``machine.txt``: the CPU this script runs on (run it on the machine that made the run):
+  model name, core count, the vector instruction sets it offers and the one torch's CPU
+  kernels use (``torch.backends.cpu.get_cpu_capability()``). Float results of training
+  differ between instruction sets (AVX2 against AVX-512), so two runs of the same commit
+  are byte-identical only on the same kind of CPU.
 
 Run it on the run folder itself: a copy without the files' modification times has no
 ``start_s``/``end_s``.
@@ -23,9 +28,13 @@ Run it on the run folder itself: a copy without the files' modification times ha
 from __future__ import annotations
 
 import csv
+import os
+import platform
 import shutil
 import sys
 from pathlib import Path
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 FILES = {  # results/... -> docs name
     "ablation/accuracy.csv": "accuracy.csv",
@@ -65,6 +74,28 @@ def job_rows(bench: Path) -> list[dict]:
     return sorted(rows, key=lambda r: -r["seconds"])
 
 
+def machine_lines() -> list[str]:
+    """The CPU this process runs on (see the module docstring)."""
+    model, flags = platform.processor() or "?", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    try:
+        import torch  # deferred: only this record needs it
+
+        capability = f"torch {torch.__version__}: CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    except ImportError:
+        capability = "torch: not importable here"
+    isa = ", ".join(f for f in ISA_FLAGS if f in flags) or "none of " + ", ".join(ISA_FLAGS)
+    return [f"cpu: {model}", f"cores: {os.cpu_count()}", f"instruction sets: {isa}", capability]
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -98,6 +129,7 @@ def main(argv: list[str]) -> int:
         for stage in sorted(summary):
             n, sec, start, end, wall = summary[stage]
             w.writerow([stage, n, f"{sec:.0f}", f"{start:.0f}", f"{end:.0f}", f"{wall:.0f}"])
+    (out / "machine.txt").write_text("\n".join(machine_lines()) + "\n")
     print(f"{out}: {len(FILES)} files from {run}/results, {len(jobs)} jobs; per stage (job seconds, wall span):")
     for stage in sorted(summary, key=lambda s: summary[s][2]):
         n, sec, start, end, wall = summary[stage]
