@@ -1,6 +1,7 @@
 """Copy a finished default run's reported outputs into docs/default-run/, with its job times.
 
     python bench/collect_run.py RUN_DIR [OUT_DIR]     # OUT_DIR: docs/default-run
+    python bench/collect_run.py --timings-only RUN_DIR OUT_DIR   # an older commit's run: no file copy
 
 RUN_DIR is the folder ``make run`` ran in (its ``results/`` and ``benchmarks/``). Copies the
 tables, findings and figures the README quotes, and writes from ``benchmarks/**/*.tsv``
@@ -97,16 +98,20 @@ def machine_lines() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    timings_only = "--timings-only" in argv
+    argv = [a for a in argv if a != "--timings-only"]
     if not argv:
         print(__doc__)
         return 2
     run = Path(argv[0])
     out = Path(argv[1] if len(argv) > 1 else "docs/default-run")
-    missing = [src for src in FILES if not (run / "results" / src).is_file()]
+    files = {} if timings_only else FILES
+    missing = [src for src in files if not (run / "results" / src).is_file()]
     if missing:
         print(f"{run}: missing results/{missing[0]} (is the run finished?)", file=sys.stderr)
         return 1
-    for src, dst in FILES.items():
+    out.mkdir(parents=True, exist_ok=True)
+    for src, dst in files.items():
         (out / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "results" / src, out / dst)
     jobs = job_rows(run / "benchmarks")
@@ -130,7 +135,7 @@ def main(argv: list[str]) -> int:
             n, sec, start, end, wall = summary[stage]
             w.writerow([stage, n, f"{sec:.0f}", f"{start:.0f}", f"{end:.0f}", f"{wall:.0f}"])
     (out / "machine.txt").write_text("\n".join(machine_lines()) + "\n")
-    print(f"{out}: {len(FILES)} files from {run}/results, {len(jobs)} jobs; per stage (job seconds, wall span):")
+    print(f"{out}: {len(files)} files from {run}/results, {len(jobs)} jobs; per stage (job seconds, wall span):")
     for stage in sorted(summary, key=lambda s: summary[s][2]):
         n, sec, start, end, wall = summary[stage]
         print(f"  {stage:16s} {n:3d} jobs {sec:8.0f} job-s   {start:6.0f}-{end:6.0f} s ({wall:.0f} s wall)")
