@@ -28,6 +28,7 @@ Run it on the run folder itself: a copy without the files' modification times ha
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import platform
@@ -98,14 +99,13 @@ def machine_lines() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    timings_only = "--timings-only" in argv
-    argv = [a for a in argv if a != "--timings-only"]
-    if not argv:
-        print(__doc__)
-        return 2
-    run = Path(argv[0])
-    out = Path(argv[1] if len(argv) > 1 else "docs/default-run")
-    files = {} if timings_only else FILES
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="the folder make run ran in")
+    ap.add_argument("out", type=Path, nargs="?", default=Path("docs/default-run"))
+    ap.add_argument("--timings-only", action="store_true", help="job times and machine.txt only (an older commit's run)")
+    args = ap.parse_args(argv)
+    run, out = args.run, args.out
+    files = {} if args.timings_only else FILES
     missing = [src for src in files if not (run / "results" / src).is_file()]
     if missing:
         print(f"{run}: missing results/{missing[0]} (is the run finished?)", file=sys.stderr)
